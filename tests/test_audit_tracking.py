@@ -1,6 +1,7 @@
 """Issue #13, item 3: with MLflow as the tracking store, the audit checkpoint is also logged there (count, head MAC,
-its MAC), and `audit verify` compares the log with it, naming a mismatch even when the checkpoint kept outside the
-workspace was rewritten along with the log."""
+its MAC), in a run of each workspace's own, never written over when the log disagrees with it, and `audit verify`
+compares the log with every copy, naming a mismatch even when the checkpoint kept outside the workspace was rewritten
+along with the log."""
 
 from __future__ import annotations
 import json
@@ -55,11 +56,14 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout
 
 
-def test_each_entrys_checkpoint_goes_to_the_first_active_run(tmp_path):
-    """The checkpoint is written to the audit experiment's first active run, looked up at each entry: a run deleted
-    (in MLflow's UI, say) is followed by a new one, and a run that is earlier again (two first writers made one each,
-    or a deleted run was restored) gets the next entry's checkpoint, not the run written before it. (`audit verify`
-    compares the copy of the most entries any run holds.)"""
+def test_each_entrys_checkpoint_goes_to_this_workspaces_newest_active_run(tmp_path):
+    """The checkpoint is written to this workspace's newest active run of the audit experiment (tagged with its
+    workspace id), looked up at each entry: a run deleted (in MLflow's UI, say) is followed by a new one. A run made
+    earlier with no workspace tag is never written on (as the experiment's first run it was, when every workspace wrote
+    on that run and overwrote the others' copies), nor is the deleted run once restored, older than the one after it.
+    (`audit verify` compares every copy.)"""
+    from lifecycle.core.settings import workspace_id
+
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     ws = Workspace.open(tmp_path)
     client = ws.mlflow.MlflowClient()
@@ -71,12 +75,20 @@ def test_each_entrys_checkpoint_goes_to_the_first_active_run(tmp_path):
     client.delete_run(first.info.run_id)
     ws.audit('test.step', 's2', 'a step')
     (second,) = client.search_runs([exp])
-    assert second.info.run_id != first.info.run_id and tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 3
+    assert second.info.run_id != first.info.run_id and _most(ws) == 3
+    assert second.data.tags['audit.workspace'] == workspace_id(ws.state_dir)
     earlier = client.create_run(exp, start_time=first.info.start_time - 1000, run_name='audit-checkpoint')
+    client.restore_run(first.info.run_id)
     ws.audit('test.step', 's3', 'a step')
-    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 4
-    assert client.get_run(earlier.info.run_id).data.tags['audit.entries'] == '4'
+    assert _most(ws) == 4 and client.get_run(second.info.run_id).data.tags['audit.entries'] == '4'
+    assert 'audit.entries' not in client.get_run(earlier.info.run_id).data.tags
+    assert client.get_run(first.info.run_id).data.tags['audit.entries'] == '2'
     assert cli(tmp_path, 'audit', 'verify').returncode == 0
+
+
+def _most(ws, ours=None) -> int:
+    "The most entries of the copies `tracked_audit_checkpoint` gives `audit verify` to compare."
+    return tracked_audit_checkpoint(ws.mlflow, ws.state_dir, ours)['entries']
 
 
 def _two_entries(tmp_path):
@@ -115,7 +127,7 @@ def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_it
     local.write_text(after)
     client.restore_experiment(exp)
     ws.audit('test.step', 's4', 'a fifth step')
-    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 5
+    assert _most(ws) == 5
     again = cli(tmp_path, 'audit', 'verify', '--json')
     assert again.returncode == 0 and not [n for n in json.loads(again.stdout)['notes'] if 'tracking' in n], again.stdout
 
@@ -150,7 +162,7 @@ def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_tras
     if then == 'both restored':
         client.restore_experiment(exp)  # (as the note says: the first run comes back with it)
         assert len(client.search_runs([exp])) == 2
-    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 6
+    assert _most(ws) == 6
     _cut_back_to(ws, local, 3, three)
     r = cli(tmp_path, 'audit', 'verify', '--json')
     assert r.returncode == 3 and 'records 6 entries' in json.loads(r.stdout)['reason'], r.stdout + r.stderr
@@ -176,7 +188,7 @@ def test_a_copy_signed_with_another_key_is_no_evidence_and_every_page_of_runs_is
     for i in range(3, 6):
         ws.audit('test.step', f's{i}', 'a step')
     monkeypatch.setattr(tracking, '_RUNS_PAGE', 1)  # (three runs: three pages)
-    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir, lambda cp: cp['entries'] < 99)['entries'] == 6
+    assert _most(ws, lambda cp: cp['entries'] < 99) == 6
     monkeypatch.undo()
     _cut_back_to(ws, local, 3, three)
     cut = cli(tmp_path, 'audit', 'verify')
@@ -201,3 +213,149 @@ def test_an_experiment_in_mlflows_trash_is_named_with_how_to_restore_it(tmp_path
     assert f"'arrests-release' (id {eid}) is deleted" in str(e.value), e.value
     assert f'mlflow experiments restore --experiment-id {eid}' in str(e.value)
     assert exit_code_for(e.value, COMMON_ERRORS)[0] == 4
+
+
+def _snapshot(ws, local) -> dict:
+    "What someone with the keys folder keeps to restore later: the log, its payloads and the outside checkpoint."
+    from lifecycle.core.audit import payloads_path
+
+    return {p: p.read_bytes() for p in (ws.audit_path, payloads_path(ws.audit_path), local)}
+
+
+def _restore(snapshot: dict) -> None:
+    "The log cut back to a snapshot, its payloads and outside checkpoint with it: the log alone verifies."
+    for p, data in snapshot.items():
+        p.write_bytes(data)
+
+
+def _verified_alone(ws) -> bool:
+    "Whether the log passes the checks that do not ask the tracking server (its chain, payloads, outside checkpoint)."
+    from lifecycle.core.audit import verify
+
+    return verify(ws.audit_path, keys_dir=ws.keys_dir).ok
+
+
+def _audit_runs(ws) -> list:
+    "Every run of the audit experiment, deleted ones too, oldest first."
+    from mlflow.entities import ViewType
+
+    client = ws.mlflow.MlflowClient()
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    return client.search_runs([exp], run_view_type=ViewType.ALL, order_by=['attributes.start_time ASC'])
+
+
+def _copy_of(run) -> dict:
+    return json.loads(run.data.tags['audit.checkpoint'])
+
+
+@pytest.mark.parametrize('appended', [1])
+def test_an_entry_after_a_cut_back_never_overwrites_the_tracking_servers_copy(tmp_path, caplog, appended):
+    """Hole 1: the mirror wrote the local checkpoint over the tracking server's copy without comparing. A log cut back
+    from five entries to two (payloads and outside checkpoint restored with it), then one entry appended through the
+    workspace, had lifecycle itself replace the copy of five with one of three, and `audit verify` passed. The copy the
+    log disagrees with is kept, each later checkpoint goes to a new run beside it (warned once), and verify names the
+    cut, however many entries come after it (five appended: the new run's copy outgrows the old one)."""
+    ws, client, local = _two_entries(tmp_path)
+    two = _snapshot(ws, local)
+    for i in range(2, 5):
+        ws.audit('test.step', f's{i}', 'a step')
+    assert cli(tmp_path, 'audit', 'verify').returncode == 0
+    _restore(two)
+    for i in range(appended):
+        ws.audit('test.step', f'after{i}', 'an entry after the cut')
+    assert _verified_alone(ws)  # (nothing in the workspace or its keys folder shows the cut)
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3, r.stdout + r.stderr
+    said = ' '.join(r.stderr.split())
+    cut = 'ends at entry 3 but the checkpoint kept at the tracking server records 5 entries' if appended == 1 else (
+        'entry 5 is not the one the checkpoint kept at the tracking server records'
+    )
+    assert cut in said, said
+    warned = [r.getMessage() for r in caplog.records if 'disagrees with the log' in r.getMessage()]
+    assert len(warned) == 1 and 'audit verify' in warned[0] and 'records 5 entries' in warned[0], warned
+    runs = _audit_runs(ws)
+    assert [_copy_of(r)['entries'] for r in runs] == [5, 2 + appended], [r.data.tags for r in runs]
+
+
+def _workspace(root, tracking_uri: str | None = None):
+    "A workspace at `root`, on the tracking store `tracking_uri` (default: its own)."
+    root.mkdir()
+    (root / 'settings.ini').write_text('[workspace]\n' + (f'tracking_uri = {tracking_uri}\n' if tracking_uri else ''))
+    ws = Workspace.open(root)
+    ws.mlflow
+    return ws
+
+
+def test_two_workspaces_on_one_tracking_server_each_keep_and_verify_their_own_copy(tmp_path):
+    """Hole 2: every workspace on a tracking server wrote its copy onto the audit experiment's first run, so each
+    overwrote the other's: the one written on last had no copy left and `audit verify` failed it ("does not carry a
+    valid MAC"). Each workspace's copy is in its own run, tagged with its workspace id, and each passes; a cut in one
+    is still named, the other's verdict untouched."""
+    from lifecycle.core.settings import workspace_id
+
+    a = _workspace(tmp_path / 'a')
+    b = _workspace(tmp_path / 'b', a.tracking_uri)
+    for i in range(3):
+        a.audit('test.step', f'a{i}', 'a step')
+        b.audit('test.step', f'b{i}', 'a step')
+    b.audit('test.step', 'b3', 'a step')
+    for ws in (a, b):
+        r = cli(ws.root, 'audit', 'verify')
+        assert r.returncode == 0, r.stdout + r.stderr
+    runs = _audit_runs(a)
+    owners = {r.data.tags.get('audit.workspace'): _copy_of(r)['entries'] for r in runs}
+    assert len(runs) == 2 and owners == {workspace_id(a.state_dir): 3, workspace_id(b.state_dir): 4}, owners
+    local = checkpoint_path(keys_folder(a.audit_path, a.keys_dir, create=False), a.audit_path.resolve())
+    lines = a.audit_path.read_text().splitlines(keepends=True)
+    two = json.loads(local.read_text())  # (not the checkpoint of two entries: the cut is seen by the copy alone)
+    a.audit_path.write_text(''.join(lines[:2]))
+    assert two['entries'] == 3
+    assert cli(a.root, 'audit', 'verify').returncode == 3
+    assert cli(b.root, 'audit', 'verify').returncode == 0
+
+
+def test_appends_keep_one_run_per_workspace(tmp_path):
+    """The copy follows the log in one run of this workspace (tagged `audit.workspace`), not a run per entry: entries
+    mirrored one by one, entries written without mirroring (`audit_only`, the flags' path) and caught up later, and a
+    mirror with nothing new all write on it."""
+    from lifecycle.core.settings import workspace_id
+
+    ws, client, local = _two_entries(tmp_path)
+    for i in range(2, 6):
+        ws.audit('test.step', f's{i}', 'a step')
+    for i in range(6, 9):
+        ws.audit_only('test.step', f's{i}', 'a step')  # (the copy three entries behind: the chain is read)
+    ws.mirror_checkpoint()
+    ws.mirror_checkpoint()
+    (run,) = _audit_runs(ws)
+    assert run.data.tags.get('audit.workspace') == workspace_id(ws.state_dir), run.data.tags
+    assert _copy_of(run)['entries'] == 9 and run.data.tags['audit.entries'] == '9'
+    assert cli(tmp_path, 'audit', 'verify').returncode == 0
+
+
+def test_a_copy_written_by_an_older_lifecycle_is_read_never_written_on(tmp_path):
+    """Runs an older lifecycle wrote carry no workspace tag: none is written on any more (it was the run every
+    workspace wrote on), and `audit verify` still compares its copy: a log cut back below it is named."""
+    from lifecycle.core.audit import current_checkpoint
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    client = ws.mlflow.MlflowClient()
+    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=True), ws.audit_path.resolve())
+    for i in range(2):
+        ws.audit_only('test.step', f's{i}', 'a step')
+    two = _snapshot(ws, local)
+    for i in range(2, 5):
+        ws.audit_only('test.step', f's{i}', 'a step')
+    exp = ws.experiment('lifecycle-audit-checkpoint')
+    legacy = client.create_run(exp, run_name='audit-checkpoint').info.run_id  # (as the older lifecycle wrote it)
+    cp = current_checkpoint(ws.audit_path, ws.keys_dir)
+    client.set_tag(legacy, 'audit.checkpoint', json.dumps(cp, sort_keys=True))
+    client.set_tag(legacy, 'audit.entries', str(cp['entries']))
+    assert cli(tmp_path, 'audit', 'verify').returncode == 0
+    _restore(two)
+    ws.audit('test.step', 'after', 'an entry after the cut')
+    assert _verified_alone(ws)
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3 and 'the tracking server records 5 entries' in ' '.join(r.stderr.split()), r.stderr
+    assert _copy_of(client.get_run(legacy))['entries'] == 5  # (not written on)

@@ -5,13 +5,14 @@
 # %% ../../nbs/api/core/05_tracking.ipynb #921d1111
 from __future__ import annotations
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from .locks import hold
 
 # %% auto #0
-__all__ = ['AUDIT_EXPERIMENT', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow',
-           'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'log_audit_checkpoint',
+__all__ = ['AUDIT_EXPERIMENT', 'AUDIT_WORKSPACE', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db',
+           'configure_mlflow', 'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'log_audit_checkpoint',
            'audit_experiment_deleted', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
@@ -253,27 +254,57 @@ def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:
     return mlflow.create_experiment(name, artifact_location=(Path(state_dir) / 'mlartifacts' / name).resolve().as_uri())
 
 # %% ../../nbs/api/core/05_tracking.ipynb #14326e9e
-AUDIT_EXPERIMENT = 'lifecycle-audit-checkpoint'  # the experiment whose one run carries the audit checkpoint's tags
+AUDIT_EXPERIMENT = 'lifecycle-audit-checkpoint'  # the experiment whose runs carry the audit checkpoint's copies
+AUDIT_WORKSPACE = 'audit.workspace'  # the tag naming the workspace (its workspace.id) whose copy a run carries
 
 
-def _checkpoint_run(mlflow, state_dir):
+def _workspace_runs(mlflow, state_dir, workspace: str):
+    "The audit experiment's id, and the newest active run tagged with `workspace` (None when it has none)."
+    import re
+
+    if not re.fullmatch(r'[0-9a-f]{32}', str(workspace)):  # (it goes into a search filter)
+        raise ValueError(f"expected a workspace id of 32 hex digits, found {len(str(workspace))} character(s)")
     exp = ensure_experiment(mlflow, AUDIT_EXPERIMENT, state_dir)
-    runs = mlflow.MlflowClient().search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
+    runs = mlflow.MlflowClient().search_runs(
+        [exp],
+        filter_string=f"tags.`{AUDIT_WORKSPACE}` = '{workspace}'",
+        max_results=1,
+        order_by=['attributes.start_time DESC'],
+    )
     return exp, (runs[0] if runs else None)
 
 
-def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
-    """Log the signed checkpoint (entry count, head MAC, its MAC) as the tags of the audit experiment's first run, both
-    in one synchronous write. The run is looked up at each entry: a second run that two first writers made at once, or
-    a deleted run restored, is left at the next entry, never written on (`tracked_audit_checkpoint` reads them all)."""
+def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str, kept) -> str:
+    """Log the signed checkpoint `cp` (entry count, head MAC, its MAC) as the tags of this workspace's run in the audit
+    experiment, in one synchronous write; return why the copy found there was kept ('' when it was written on, or
+    there was none). The run is this workspace's newest active one, tagged `audit.workspace` with its id: workspaces
+    sharing a tracking server each keep their own, and runs of another workspace or of an older lifecycle (no tag) are
+    never written on (`tracked_audit_checkpoint` still reads them).
+
+    The copy there is evidence kept off the machine, so it is never written over with a checkpoint the log no longer
+    bears out: `kept(copy)` says why it must stay, '' when it may go (`audit.copy_problem`: the log dropped entries
+    it recorded, or rewrote its head, as when it was cut back and its checkpoint rewritten; or the copy carries no
+    valid MAC under this log's key, altered on the server, and is not trusted). Such a copy is left as it is, still
+    compared by `audit verify`, and `cp` goes into a new run of this workspace, which later entries follow. A copy
+    the log agrees with that is already at or past `cp` is left as it is too (nothing newer to say)."""
     import json
     from mlflow.entities import RunTag
 
+    exp, run = _workspace_runs(mlflow, state_dir, workspace)
+    client, why = mlflow.MlflowClient(), ''
+    if run is not None and (tag := run.data.tags.get('audit.checkpoint')) is not None:
+        try:
+            copy = json.loads(tag)
+        except ValueError:
+            copy = tag  # (edited by hand: `kept` names it)
+        if not (why := kept(copy)) and isinstance(copy, dict) and copy.get('entries', -1) >= cp['entries']:
+            return ''
+    if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
+        start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
+        run = client.create_run(exp, start, {AUDIT_WORKSPACE: workspace}, run_name='audit-checkpoint')
     tags = [RunTag('audit.checkpoint', json.dumps(cp, sort_keys=True)), RunTag('audit.entries', str(cp['entries']))]
-    exp, run = _checkpoint_run(mlflow, state_dir)
-    client = mlflow.MlflowClient()
-    run_id = run.info.run_id if run else client.create_run(exp, run_name='audit-checkpoint').info.run_id
-    client.log_batch(run_id, tags=tags, synchronous=True)  # (asynchronous logging, if a user set it, would lose it)
+    client.log_batch(run.info.run_id, tags=tags, synchronous=True)  # (asynchronous logging, if set, would lose it)
+    return why
 
 
 def audit_experiment_deleted(mlflow) -> str:

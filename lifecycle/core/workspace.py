@@ -531,19 +531,38 @@ class Workspace(Settings):
         return append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
 
     def mirror_checkpoint(self) -> None:
-        """A copy of the audit log's checkpoint on the tracking server, compared by `audit verify`: written by the
-        processes that already use MLflow (stages, registration, promotion, the loop), never by importing it for a
-        light command such as the kill switch; the copy may lag the log, which `audit verify` allows."""
+        """A copy of the audit log's checkpoint on the tracking server, in this workspace's own run, compared by `audit
+        verify`: written by the processes that already use MLflow (stages, registration, promotion, the loop), never by
+        importing it for a light command such as the kill switch; the copy may lag the log, which `audit verify`
+        allows. It is evidence kept off the machine, so a copy the log disagrees with (cut back, its checkpoint
+        rewritten to match) or that is not signed with this log's key is never written over: it is kept, the checkpoint
+        goes to a new run beside it, and a warning says to run `audit verify` (`tracking.log_audit_checkpoint`)."""
         if self.has_tracking and 'mlflow' in sys.modules:
-            from .audit import current_checkpoint
+            import logging
+            from .audit import copy_problem, current_checkpoint
             from .tracking import log_audit_checkpoint
 
             try:  # an unreachable server leaves its copy behind (still a valid lower bound), never the entry unwritten
-                if cp := current_checkpoint(self.audit_path, self.keys_dir):
-                    log_audit_checkpoint(self.mlflow, self.state_dir, cp)
+                if (cp := current_checkpoint(self.audit_path, self.keys_dir)) and (
+                    wid := workspace_id(self.state_dir, create=False)
+                ):
+                    kept = log_audit_checkpoint(
+                        self.mlflow,
+                        self.state_dir,
+                        cp,
+                        wid,
+                        lambda copy: copy_problem(self.audit_path, copy, self.keys_dir, where='the tracking server'),
+                    )
+                    if kept:
+                        logging.getLogger('lifecycle').warning(
+                            "%s: the tracking server's copy of the audit checkpoint disagrees with the log and was "
+                            "kept, not written over (%s); entry %s's checkpoint went to a new run beside it: run "
+                            "`lifecycle audit verify`",
+                            self.audit_path,
+                            kept,
+                            cp['entries'],
+                        )
             except Exception as e:
-                import logging
-
                 logging.getLogger('lifecycle').warning('audit checkpoint not logged to the tracking server: %s', e)
 
 # %% ../../nbs/api/core/10_workspace.ipynb #20ea6f5e
