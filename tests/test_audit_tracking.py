@@ -19,7 +19,7 @@ def test_audit_verify_compares_the_log_with_the_checkpoint_on_the_tracking_serve
     assert ws.has_tracking
     for i in range(3):
         ws.audit('test.step', f's{i}', 'a step')
-    cp = tracked_audit_checkpoint(ws.mlflow, ws.state_dir)
+    (cp,) = tracked_audit_checkpoint(ws.mlflow, ws.state_dir)
     assert cp['entries'] == 3 and cp['mac']
     assert cli(tmp_path, 'audit', 'verify').returncode == 0
     local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
@@ -88,7 +88,7 @@ def test_each_entrys_checkpoint_goes_to_this_workspaces_newest_active_run(tmp_pa
 
 def _most(ws, ours=None) -> int:
     "The most entries of the copies `tracked_audit_checkpoint` gives `audit verify` to compare."
-    return tracked_audit_checkpoint(ws.mlflow, ws.state_dir, ours)['entries']
+    return max(cp['entries'] for cp in tracked_audit_checkpoint(ws.mlflow, ws.state_dir, ours))
 
 
 def _two_entries(tmp_path):
@@ -145,7 +145,7 @@ def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_tras
     A run deleted in MLflow's UI is followed by a new one at the next entry; that deleted run was then read again, with
     its older copy, once the experiment was deleted or restored, and deleting the only run turned the comparison off.
     A log cut back from six entries to three, its outside checkpoint rewritten, passed `audit verify` each way. Every
-    run's copy is read, the one of the most entries compared: the cut is named."""
+    run's copy is read and compared: the cut is named."""
     ws, client, local = _two_entries(tmp_path)
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
     (first,) = client.search_runs([exp])
@@ -248,7 +248,7 @@ def _copy_of(run) -> dict:
     return json.loads(run.data.tags['audit.checkpoint'])
 
 
-@pytest.mark.parametrize('appended', [1])
+@pytest.mark.parametrize('appended', [1, 5])
 def test_an_entry_after_a_cut_back_never_overwrites_the_tracking_servers_copy(tmp_path, caplog, appended):
     """Hole 1: the mirror wrote the local checkpoint over the tracking server's copy without comparing. A log cut back
     from five entries to two (payloads and outside checkpoint restored with it), then one entry appended through the
@@ -359,3 +359,19 @@ def test_a_copy_written_by_an_older_lifecycle_is_read_never_written_on(tmp_path)
     r = cli(tmp_path, 'audit', 'verify')
     assert r.returncode == 3 and 'the tracking server records 5 entries' in ' '.join(r.stderr.split()), r.stderr
     assert _copy_of(client.get_run(legacy))['entries'] == 5  # (not written on)
+
+
+def test_an_altered_copy_in_this_workspaces_run_is_kept_and_named(tmp_path, caplog):
+    """A copy in this workspace's run that does not carry this log's MAC (its tag edited on the server) is not trusted:
+    it was written over by the next entry's checkpoint, so `audit verify` passed. It is left as it is, the checkpoint
+    goes to a new run, and verify names it even though a good copy is there."""
+    ws, client, local = _two_entries(tmp_path)
+    (run,) = _audit_runs(ws)
+    edited = {**_copy_of(run), 'entries': 1}
+    client.set_tag(run.info.run_id, 'audit.checkpoint', json.dumps(edited, sort_keys=True))
+    ws.audit('test.step', 's2', 'a step')
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3 and 'does not carry a valid MAC' in r.stderr, r.stdout + r.stderr
+    assert _copy_of(client.get_run(run.info.run_id)) == edited
+    warned = [r.getMessage() for r in caplog.records if 'does not carry a valid MAC' in r.getMessage()]
+    assert len(warned) == 1 and 'audit verify' in warned[0], warned

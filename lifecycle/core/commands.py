@@ -49,28 +49,30 @@ class AuditVerdict(Result):
 
 @command()
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
-    """Check the audit log: each entry's MAC, sequence, link and payload, and its end against the checkpoint kept
-    outside the workspace; exit 3 naming the first problem."""
+    """Check the audit log: each entry's MAC, sequence, link and payload, its end against the checkpoint kept outside
+    the workspace, and (with a tracking store) against every copy of it on the tracking server; exit 3 naming the first
+    problem."""
     from lifecycle.core.audit import verify
 
     s = Workspace.open()
     v = verify(s.audit_path, keys_dir=s.keys_dir)
     reason, ok, notes = v.reason, v.ok, list(v.notes)
-    if ok and s.has_tracking:  # the copy of the checkpoint logged to the tracking server, when there is one
-        from lifecycle.core.audit import copy_problem, signed_here
+    if ok and s.has_tracking:  # the copies of the checkpoint logged to the tracking server, when there is one
+        from lifecycle.core.audit import copies_problem, signed_here
+        from lifecycle.core.settings import workspace_id
         from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
 
-        deleted = ''
+        deleted, copies = '', []
         try:
             deleted = audit_experiment_deleted(s.mlflow)  # (a copy it holds is still compared: a lower bound)
-            cp = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir))
+            wid = workspace_id(s.state_dir, create=False)
+            copies = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir), wid)
         except Exception as e:  # an unreachable server is no evidence either way: said, not compared
-            cp = None
             notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")
         if deleted:
             notes.append(deleted)
-        if cp is not None and (problem := copy_problem(s.audit_path, cp, s.keys_dir, where='the tracking server')):
-            reason, ok = problem, False
+        if copies and (problem := copies_problem(s.audit_path, copies, s.keys_dir, where='the tracking server')):
+            reason, ok = problem, False  # (every copy is a lower bound: the first the log disagrees with is named)
     return AuditVerdict(
         ok=ok,
         entries=v.entries,

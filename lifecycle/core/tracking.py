@@ -320,22 +320,24 @@ def audit_experiment_deleted(mlflow) -> str:
 _RUNS_PAGE = 1000  # runs read at a time (MLflow's most): a run is made again each time its first is deleted
 
 
-def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None) -> dict | str | None:
-    """The checkpoint last logged to the tracking store: of the copies its audit experiment's runs hold (every run,
-    deleted ones and a deleted experiment's too, every page), the one of the most entries among those `ours(copy)`
-    accepts (`audit.signed_here`: a copy signed with this log's key, each a lower bound of the log; another
-    workspace's on a shared tracking server, or one altered, is no evidence about this log). Deleting a run or the
-    experiment (in MLflow's UI, say) stops the copy, never its comparison. With no copy `ours` accepts, the first
-    run's (its raw text when it is not JSON: an edited tag), which `audit.copy_problem` names; None when none was
-    logged. Reading never creates the experiment."""
+def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None, workspace: str | None = None) -> list:
+    """The copies of the checkpoint logged to the tracking store that `audit verify` compares with the log, oldest run
+    first, from every run of the audit experiment (deleted ones and a deleted experiment's too, every page): each copy
+    `ours(copy)` accepts (`audit.signed_here`: signed with this log's key, whatever run holds it), and each it does
+    not from a run tagged with `workspace` (this workspace's copy, altered on the server). Every one is a lower bound
+    the log must bear out (`audit.copies_problem`): the newest alone would let a log cut back, then grown past its old
+    length, pass. Another workspace's runs tell nothing of this log and are passed over; with nothing else, the first
+    untagged run's copy (written by an older lifecycle; its raw text when it is not JSON: an edited tag) is returned
+    alone, for `copies_problem` to name. [] when none was logged. Deleting a run or the experiment (in MLflow's UI,
+    say) stops the copy, never its comparison. Reading never creates the experiment."""
     import json
     from mlflow.entities import ViewType
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
-        return None
-    good, other, token = [], None, None
+        return []
+    compared, other, token = [], None, None
     while True:
         page = client.search_runs(
             [exp.experiment_id],
@@ -344,17 +346,20 @@ def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None) -> dict |
             order_by=['attributes.start_time ASC'],
             page_token=token,
         )
-        for tag in (r.data.tags.get('audit.checkpoint') for r in page):
-            if tag is None:
+        for run in page:
+            if (tag := run.data.tags.get('audit.checkpoint')) is None:
                 continue
             try:
                 cp = json.loads(tag)
             except ValueError:
                 cp = tag
+            owner = run.data.tags.get(AUDIT_WORKSPACE)
             if isinstance(cp, dict) and type(cp.get('entries')) is int and (ours is None or ours(cp)):
-                good.append(cp)
-            elif other is None:
+                compared.append(cp)
+            elif workspace is not None and owner == workspace:
+                compared.append(cp)
+            elif owner is None and other is None:
                 other = cp
         if not (token := page.token):
             break
-    return max(good, key=lambda cp: cp['entries']) if good else other
+    return compared or ([] if other is None else [other])
