@@ -263,7 +263,9 @@ def _workspace_runs(mlflow, state_dir, workspace: str):
     import re
 
     if not re.fullmatch(r'[0-9a-f]{32}', str(workspace)):  # (it goes into a search filter)
-        raise ValueError(f"expected a workspace id of 32 hex digits, found {len(str(workspace))} character(s)")
+        raise ValueError(
+            f"expected a workspace id of 32 hex digits, found {len(str(workspace))} character(s) of something else"
+        )
     exp = ensure_experiment(mlflow, AUDIT_EXPERIMENT, state_dir)
     runs = mlflow.MlflowClient().search_runs(
         [exp],
@@ -297,7 +299,8 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str
             copy = json.loads(tag)
         except ValueError:
             copy = tag  # (edited by hand: `kept` names it)
-        if not (why := kept(copy)) and isinstance(copy, dict) and copy.get('entries', -1) >= cp['entries']:
+        ahead = isinstance(copy, dict) and type(copy.get('entries')) is int and copy['entries'] >= cp['entries']
+        if not (why := kept(copy)) and ahead:
             return ''
     if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
         start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
