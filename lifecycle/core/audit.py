@@ -742,13 +742,21 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
     )
 
 
-def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
+def verify(
+    path: str | Path, keys_dir: str | Path | None = None, copies: list = (), where: str = 'the copy'
+) -> Verdict:
     """Check every entry's MAC, sequence, link and payload, and the log's end against the checkpoint kept outside the
-    workspace."""
+    workspace, then against each of `copies` of it kept at `where` (the tracking server's: each a lower bound, signed
+    with this log's key) on the same reading of the log: read the copies first, so that an append and its copy made
+    meanwhile leave the log longer than a copy, never shorter."""
     log, notes = Path(path).resolve(), []
 
     def fail(n, why, seq=None, line=None):
         return Verdict(False, n, seq, line, why, notes)
+
+    def passed(n: int, chain: list[dict], key: bytes | None) -> Verdict:
+        bad = next((p for cp in copies if (p := _copy_against(key, cp, chain, where))), '')
+        return fail(n, bad) if bad else Verdict(True, n, notes=notes)
 
     try:
         _a_file_or_none(log)
@@ -778,7 +786,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
         return fail(0, str(e))
     if folder is None or key is None:
         if not entries and (folder is None or not checkpoint_path(folder, log).exists()):
-            return Verdict(True, 0, notes=notes)
+            return passed(0, [], None)
         where = (
             f"the audit key {folder / 'audit.key'} is missing"
             if folder
@@ -817,7 +825,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     if cp is None:
         if n:
             return fail(n, _no_checkpoint(folder, log, n))
-        return fail(0, foreign) if (foreign := _unaccounted(log, chain)) else Verdict(True, 0, notes=notes)
+        return fail(0, foreign) if (foreign := _unaccounted(log, chain)) else passed(0, chain, key)
     if cp.get('log') != str(log):
         notes.append(
             f"the checkpoint was last written for {shown_path(str(cp.get('log')))}: the workspace was moved, or a copy "
@@ -840,7 +848,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
         )
     if foreign := _unaccounted(log, chain):  # (last: a log cut short leaves its entries' payloads, said above)
         return fail(n, foreign)
-    return Verdict(True, n, notes=notes)
+    return passed(n, chain, key)
 
 # %% ../../nbs/api/core/03_audit.ipynb #564b3b4d
 def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> dict | None:
@@ -903,28 +911,35 @@ def _last_entry(log: Path, key: bytes) -> dict | None:
     return None
 
 
+def _copy_against(key: bytes | None, cp, chain: list[dict], where: str) -> str:
+    "Why the end of `chain` disagrees with copy `cp` of its checkpoint kept at `where` ('' when it agrees)."
+    if not key or not mac_ok(key, cp):
+        return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
+    problem = _head_problem(cp, chain)
+    return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
+
+
 def copies_problem(path: str | Path, copies: list, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
     """Why the log disagrees with the first of `copies` of its checkpoint kept at `where` that it disagrees with
     ('' when it agrees with each). Each copy is a lower bound, however many there are: one not signed with this log's
     key is altered, and the log must still hold the count and head of each. A copy at the log's last entry, or one
     entry behind it (the usual case: the copy follows each append), is decided from that entry alone, its MAC and its
-    link `prev_mac` to the copy's head (`verify` checks every link); the chain is read once, and only for another."""
+    link `prev_mac` to the copy's head; the chain is read once, and only for another. It checks no link: `verify`
+    does, and compares the copies on the chain it read (`verify(copies=...)`); this is the mirror's test before it
+    writes."""
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir, create=False)
     key = folder and audit_key(folder, create=False)
     last, chain = (_last_entry(log, key) if key else None), None
     for cp in copies:
-        if not key or not mac_ok(key, cp):
-            altered = 'it was altered, or written with another key'
-            return f"the checkpoint kept at {where} does not carry a valid MAC: {altered}"
-        n = cp['entries']
-        if last and (n >= last['seq'] or (n == last['seq'] - 1 and cp['head_mac'] == last.get('prev_mac'))):
-            problem = _head_problem(cp, [last])  # (`_head_problem` takes the end of a chain)
-        else:
-            chain = (_chain(log) if log.is_file() else []) if chain is None else chain
-            problem = _head_problem(cp, chain)
-        if problem:
-            return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
+        n = cp.get('entries') if isinstance(cp, dict) else None
+        near = last is not None and type(n) is int and (
+            n >= last['seq'] or (n == last['seq'] - 1 and cp.get('head_mac') == last.get('prev_mac'))
+        )
+        if not near and chain is None:
+            chain = _chain(log) if log.is_file() else []
+        if problem := _copy_against(key, cp, [last] if near else chain, where):  # (`_head_problem`: a chain's end)
+            return problem
     return ''
 
 
