@@ -12,6 +12,11 @@ from lifecycle.core.tracking import tracked_audit_checkpoint
 from lifecycle.core.workspace import Workspace
 
 
+def _runs(client, exp: str, **search) -> list:
+    "The audit experiment's runs a workspace owns: not the one kept for older lifecycles to write on."
+    return [r for r in client.search_runs([exp], **search) if 'audit.workspace' in r.data.tags]
+
+
 def test_audit_verify_compares_the_log_with_the_checkpoint_on_the_tracking_server(tmp_path):
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     ws = Workspace.open(tmp_path)
@@ -19,7 +24,7 @@ def test_audit_verify_compares_the_log_with_the_checkpoint_on_the_tracking_serve
     assert ws.has_tracking
     for i in range(3):
         ws.audit('test.step', f's{i}', 'a step')
-    (cp,) = tracked_audit_checkpoint(ws.mlflow, ws.state_dir)
+    (cp,) = tracked_audit_checkpoint(ws.mlflow, ws.state_dir).copies
     assert cp['entries'] == 3 and cp['mac']
     assert cli(tmp_path, 'audit', 'verify').returncode == 0
     local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
@@ -41,7 +46,7 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     ws.audit('test.step', 's0', 'a step')
     client = ws.mlflow.MlflowClient()
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint')
-    (run,) = client.search_runs([exp.experiment_id])
+    (run,) = _runs(client, exp.experiment_id)
     client.set_tag(run.info.run_id, 'audit.checkpoint', 'entries=99')  # edited by hand in the MLflow UI: not JSON
     r = cli(tmp_path, 'audit', 'verify')
     assert r.returncode == 3 and 'Traceback' not in r.stderr, r.stderr
@@ -70,11 +75,11 @@ def test_each_entrys_checkpoint_goes_to_this_workspaces_newest_active_run(tmp_pa
     ws.audit('test.step', 's0', 'a step')
     ws.audit('test.step', 's1', 'a step')
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
-    (first,) = client.search_runs([exp])
+    (first,) = _runs(client, exp)
     assert first.data.tags['audit.entries'] == '2'
     client.delete_run(first.info.run_id)
     ws.audit('test.step', 's2', 'a step')
-    (second,) = client.search_runs([exp])
+    (second,) = _runs(client, exp)
     assert second.info.run_id != first.info.run_id and _most(ws) == 3
     assert second.data.tags['audit.workspace'] == workspace_id(ws.state_dir)
     earlier = client.create_run(exp, start_time=first.info.start_time - 1000, run_name='audit-checkpoint')
@@ -88,7 +93,7 @@ def test_each_entrys_checkpoint_goes_to_this_workspaces_newest_active_run(tmp_pa
 
 def _most(ws, ours=None) -> int:
     "The most entries of the copies `tracked_audit_checkpoint` gives `audit verify` to compare."
-    return max(cp['entries'] for cp in tracked_audit_checkpoint(ws.mlflow, ws.state_dir, ours))
+    return max(cp['entries'] for cp in tracked_audit_checkpoint(ws.mlflow, ws.state_dir, ours).copies)
 
 
 def _two_entries(tmp_path):
@@ -148,20 +153,20 @@ def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_tras
     run's copy is read and compared: the cut is named."""
     ws, client, local = _two_entries(tmp_path)
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
-    (first,) = client.search_runs([exp])
+    (first,) = _runs(client, exp)
     client.delete_run(first.info.run_id)  # (the next entry starts a new run)
     ws.audit('test.step', 's2', 'a step')
     three = local.read_text()
     for i in range(3, 6):
         ws.audit('test.step', f's{i}', 'a step')
-    (second,) = client.search_runs([exp])
+    (second,) = _runs(client, exp)
     if then == 'the experiment kept':
         client.delete_run(second.info.run_id)  # (no active run holds a copy now)
     else:
         client.delete_experiment(exp)
     if then == 'both restored':
         client.restore_experiment(exp)  # (as the note says: the first run comes back with it)
-        assert len(client.search_runs([exp])) == 2
+        assert len(_runs(client, exp)) == 2
     assert _most(ws) == 6
     _cut_back_to(ws, local, 3, three)
     r = cli(tmp_path, 'audit', 'verify', '--json')
@@ -193,7 +198,7 @@ def test_a_copy_signed_with_another_key_is_no_evidence_and_every_page_of_runs_is
     _cut_back_to(ws, local, 3, three)
     cut = cli(tmp_path, 'audit', 'verify')
     assert cut.returncode == 3 and 'at the tracking server records 6 entries' in cut.stderr, cut.stdout + cut.stderr
-    for run in client.search_runs([exp]):
+    for run in _runs(client, exp):
         client.set_tag(run.info.run_id, 'audit.checkpoint', json.dumps(foreign))  # (no copy of this log's key left)
     alone = cli(tmp_path, 'audit', 'verify')
     assert alone.returncode == 3 and 'does not carry a valid MAC' in alone.stderr, alone.stdout + alone.stderr
@@ -241,7 +246,7 @@ def _audit_runs(ws) -> list:
 
     client = ws.mlflow.MlflowClient()
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
-    return client.search_runs([exp], run_view_type=ViewType.ALL, order_by=['attributes.start_time ASC'])
+    return _runs(client, exp, run_view_type=ViewType.ALL, order_by=['attributes.start_time ASC'])
 
 
 def _copy_of(run) -> dict:
@@ -295,9 +300,12 @@ def test_two_workspaces_on_one_tracking_server_each_keep_and_verify_their_own_co
 
     a = _workspace(tmp_path / 'a')
     b = _workspace(tmp_path / 'b', a.tracking_uri)
+    local = checkpoint_path(keys_folder(a.audit_path, a.keys_dir, create=True), a.audit_path.resolve())
     for i in range(3):
         a.audit('test.step', f'a{i}', 'a step')
         b.audit('test.step', f'b{i}', 'a step')
+        if i == 1:
+            two_of_a = _snapshot(a, local)
     b.audit('test.step', 'b3', 'a step')
     for ws in (a, b):
         r = cli(ws.root, 'audit', 'verify')
@@ -305,12 +313,11 @@ def test_two_workspaces_on_one_tracking_server_each_keep_and_verify_their_own_co
     runs = _audit_runs(a)
     owners = {r.data.tags.get('audit.workspace'): _copy_of(r)['entries'] for r in runs}
     assert len(runs) == 2 and owners == {workspace_id(a.state_dir): 3, workspace_id(b.state_dir): 4}, owners
-    local = checkpoint_path(keys_folder(a.audit_path, a.keys_dir, create=False), a.audit_path.resolve())
-    lines = a.audit_path.read_text().splitlines(keepends=True)
-    two = json.loads(local.read_text())  # (not the checkpoint of two entries: the cut is seen by the copy alone)
-    a.audit_path.write_text(''.join(lines[:2]))
-    assert two['entries'] == 3
-    assert cli(a.root, 'audit', 'verify').returncode == 3
+    assert cli(a.root, 'audit', 'verify').returncode == 0
+    _restore(two_of_a)  # (review GI: a's log, payloads and outside checkpoint of two entries: seen by the copy alone)
+    assert _verified_alone(a)
+    cut = cli(a.root, 'audit', 'verify')
+    assert cut.returncode == 3 and 'kept at the tracking server records 3 entries' in ' '.join(cut.stderr.split())
     assert cli(b.root, 'audit', 'verify').returncode == 0
 
 
@@ -375,3 +382,93 @@ def test_an_altered_copy_in_this_workspaces_run_is_kept_and_named(tmp_path, capl
     assert _copy_of(client.get_run(run.info.run_id)) == edited
     warned = [r.getMessage() for r in caplog.records if 'does not carry a valid MAC' in r.getMessage()]
     assert len(warned) == 1 and 'audit verify' in warned[0], warned
+
+
+def test_a_checkpoint_rewritten_in_the_keys_folder_is_never_copied_to_the_tracking_server(tmp_path, caplog):
+    """Review GI: the mirror compared the copy with the log, never the checkpoint it wrote. Someone with the keys folder
+    put the checkpoint of a longer forged log in place while the real log was still there (between an `audit_only`
+    entry, the flags' path, and its mirror): the copy became the forged one, and once the forged log was swapped in,
+    `audit verify` passed. A checkpoint the log does not bear out is not copied (warned), and verify names the cut."""
+    ws, client, local = _two_entries(tmp_path)
+    two = _snapshot(ws, local)
+    for i in range(2, 5):
+        ws.audit('test.step', f's{i}', 'a step')  # (the copy at five)
+    real = _snapshot(ws, local)
+    _restore(two)
+    for i in range(5):
+        ws.audit_only('test.step', f'forged{i}', 'a forged step')  # (seven entries, two of them real)
+    forged = _snapshot(ws, local)
+    _restore(real)
+    ws.audit_only('test.step', 's5', 'a step')  # (six real entries)
+    local.write_bytes(forged[local])
+    ws.mirror_checkpoint()
+    assert [_copy_of(r)['entries'] for r in _audit_runs(ws)] == [5]
+    said = [r.getMessage() for r in caplog.records]
+    warned = [m for m in said if 'checkpoint kept outside the workspace disagrees' in m]
+    assert len(warned) == 1 and 'audit verify' in warned[0], warned
+    _restore(forged)
+    assert _verified_alone(ws)
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3 and 'entry 5 is not the one the checkpoint kept at the tracking server' in ' '.join(
+        r.stderr.split()
+    ), r.stdout + r.stderr
+
+
+def test_a_log_under_a_new_workspace_id_and_key_is_noted_beside_the_copies_it_cannot_be_compared_with(tmp_path):
+    """Review GI: with its workspace.id deleted, the log rewritten under the new id and key lifecycle then makes, every
+    copy on the server was another workspace's, passed over: `audit verify` said nothing. No key tells such a log from
+    a state folder reset on purpose, so verify passes; it notes the runs written from this folder on this machine
+    under another id, and how to retire them when the reset was meant."""
+    from lifecycle.core.audit import payloads_path
+
+    ws, client, local = _two_entries(tmp_path)
+    for i in range(2, 5):
+        ws.audit('test.step', f's{i}', 'a step')
+    (ws.state_dir / 'workspace.id').unlink()
+    ws.audit_path.unlink()
+    payloads_path(ws.audit_path).unlink()
+    again = Workspace.open(tmp_path)
+    for i in range(2):
+        again.audit_only('test.step', f'f{i}', 'a step')
+    r = cli(tmp_path, 'audit', 'verify', '--json')
+    notes = ' '.join(' '.join(json.loads(r.stdout)['notes']).split())
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '1 run(s) on the tracking server hold copies of the checkpoint written from this folder' in notes, notes
+    assert 'on this machine by a workspace of another id' in notes, notes
+    assert 'mlflow gc' in notes and "the tracking server holds no copy of this log's checkpoint yet" in notes, notes
+
+
+def test_a_copy_an_older_lifecycle_wrote_with_another_key_is_noted_not_taken_for_an_altered_one(tmp_path):
+    """Review GI: a tracking server shared since before the copies were kept per workspace keeps the untagged run every
+    workspace wrote on, holding the last one's copy; a new workspace with no copy of its own yet failed `audit verify`
+    on it as "altered". It is noted, not compared: no key tells whose it is."""
+    from lifecycle.core.audit import current_checkpoint
+
+    a = _workspace(tmp_path / 'a')
+    for i in range(2):
+        a.audit_only('test.step', f'a{i}', 'a step')
+    client = a.mlflow.MlflowClient()
+    legacy = client.create_run(a.experiment('lifecycle-audit-checkpoint'), run_name='audit-checkpoint').info.run_id
+    cp = current_checkpoint(a.audit_path, a.keys_dir)
+    client.set_tag(legacy, 'audit.checkpoint', json.dumps(cp, sort_keys=True))
+    b = _workspace(tmp_path / 'b', a.tracking_uri)
+    b.audit_only('test.step', 'b0', 'a step')  # (a light command: no copy of b's yet)
+    r = cli(b.root, 'audit', 'verify', '--json')
+    assert r.returncode == 0, r.stdout + r.stderr
+    notes = ' '.join(' '.join(json.loads(r.stdout)['notes']).split())
+    assert '1 copy(ies) of the checkpoint on the tracking server, written by an older lifecycle, are not' in notes
+    assert cli(a.root, 'audit', 'verify').returncode == 0  # (a's own, signed with its key: compared, and it agrees)
+
+
+def test_an_older_lifecycle_sharing_the_server_writes_on_a_run_no_workspace_owns(tmp_path):
+    """Review GI: a lifecycle from before the per-workspace copies writes on the audit experiment's oldest active run,
+    whatever it holds; on an experiment this version made, that was a workspace's own run, whose copy it wrote over
+    (that workspace's `audit verify` failing for good). The oldest active run is kept one no workspace owns."""
+    ws, client, local = _two_entries(tmp_path)
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    (oldest,) = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])  # (as they look it up)
+    assert 'audit.workspace' not in oldest.data.tags and 'audit.checkpoint' not in oldest.data.tags, oldest.data.tags
+    client.set_tag(oldest.info.run_id, 'audit.checkpoint', json.dumps({'entries': 7, 'mac': 'ab' * 32}))  # (theirs)
+    ws.audit('test.step', 's2', 'a step')
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -47,32 +47,40 @@ class AuditVerdict(Result):
         return EXIT_OK if self.ok else EXIT_AUDIT
 
 
+def _tracked_copies(s: Workspace) -> tuple[list | None, list[str]]:
+    """The copies of the audit checkpoint on the tracking server that `audit verify` compares (None when they could not
+    be read: an unreachable server is no evidence either way, said and not compared), and its notes on them."""
+    from lifecycle.core.audit import signed_here
+    from lifecycle.core.settings import workspace_id
+    from lifecycle.core.tracking import audit_experiment_deleted, audit_folder_tag, tracked_audit_checkpoint
+
+    notes = []
+    try:
+        if deleted := audit_experiment_deleted(s.mlflow):  # (a copy it holds is still compared: a lower bound)
+            notes.append(deleted)
+        wid, here = workspace_id(s.state_dir, create=False), audit_folder_tag(s.audit_path)
+        tracked = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir), wid, here)
+    except Exception as e:
+        return None, [*notes, f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})"]
+    return tracked.copies, [*notes, *tracked.notes]
+
+
 @command()
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     """Check the audit log: each entry's MAC, sequence, link and payload, its end against the checkpoint kept outside
-    the workspace, and (with a tracking store) against every copy of it on the tracking server; exit 3 naming the first
-    problem."""
+    the workspace, and (with a tracking store) against each copy of it this workspace logged to the tracking server;
+    exit 3 naming the first problem."""
     from lifecycle.core.audit import verify
 
     s = Workspace.open()
-    v = verify(s.audit_path, keys_dir=s.keys_dir)
-    reason, ok, notes = v.reason, v.ok, list(v.notes)
-    if ok and s.has_tracking:  # the copies of the checkpoint logged to the tracking server, when there is one
-        from lifecycle.core.audit import copies_problem, signed_here
-        from lifecycle.core.settings import workspace_id
-        from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
-
-        deleted, copies = '', []
-        try:
-            deleted = audit_experiment_deleted(s.mlflow)  # (a copy it holds is still compared: a lower bound)
-            wid = workspace_id(s.state_dir, create=False)
-            copies = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir), wid)
-        except Exception as e:  # an unreachable server is no evidence either way: said, not compared
-            notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")
-        if deleted:
-            notes.append(deleted)
-        if copies and (problem := copies_problem(s.audit_path, copies, s.keys_dir, where='the tracking server')):
-            reason, ok = problem, False  # (every copy is a lower bound: the first the log disagrees with is named)
+    copies, said = _tracked_copies(s) if s.has_tracking else ([], [])  # (first: an append meanwhile is no cut)
+    v = verify(s.audit_path, keys_dir=s.keys_dir, copies=copies or (), where='the tracking server')
+    if v.ok and copies is not None and not copies and v.entries and s.has_tracking:
+        said.append(
+            "the tracking server holds no copy of this log's checkpoint yet (the commands that use MLflow write it): "
+            "the log was compared with the checkpoint kept outside the workspace only"
+        )
+    reason, ok, notes = v.reason, v.ok, [*v.notes, *said]
     return AuditVerdict(
         ok=ok,
         entries=v.entries,

@@ -8,12 +8,13 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from .locks import hold
 
 # %% auto #0
-__all__ = ['AUDIT_EXPERIMENT', 'AUDIT_WORKSPACE', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db',
-           'configure_mlflow', 'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'log_audit_checkpoint',
-           'audit_experiment_deleted', 'tracked_audit_checkpoint']
+__all__ = ['AUDIT_EXPERIMENT', 'AUDIT_WORKSPACE', 'AUDIT_FOLDER', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db',
+           'configure_mlflow', 'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'audit_folder_tag',
+           'log_audit_checkpoint', 'audit_experiment_deleted', 'TrackedCopies', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
@@ -256,6 +257,19 @@ def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:
 # %% ../../nbs/api/core/05_tracking.ipynb #14326e9e
 AUDIT_EXPERIMENT = 'lifecycle-audit-checkpoint'  # the experiment whose runs carry the audit checkpoint's copies
 AUDIT_WORKSPACE = 'audit.workspace'  # the tag naming the workspace (its workspace.id) whose copy a run carries
+AUDIT_FOLDER = 'audit.folder'  # the tag of where a run's copy was written from: `audit_folder_tag`
+
+
+def audit_folder_tag(audit_path: str | Path) -> str:
+    """Where a copy of the audit checkpoint is written from, as a run's `audit.folder` tag: a hash of this machine's
+    name and the log's resolved path (a hash: a folder's name may name a person). `audit verify` notes copies from
+    here under another workspace id, which it cannot compare: a state folder reset, or a log replaced under a new key
+    and id."""
+    import hashlib
+    import socket
+
+    where = f"{socket.gethostname()}\0{Path(audit_path).resolve()}"
+    return hashlib.sha256(where.encode('utf-8', 'surrogatepass')).hexdigest()[:32]
 
 
 def _workspace_runs(mlflow, state_dir, workspace: str):
@@ -276,19 +290,32 @@ def _workspace_runs(mlflow, state_dir, workspace: str):
     return exp, (runs[0] if runs else None)
 
 
-def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str, kept) -> str:
+def _older_lifecycles_run(client, exp: str) -> None:
+    """Keep the audit experiment's oldest active run one no workspace owns: a lifecycle from before the copies were
+    kept per workspace writes on that run whatever it holds, and would write over a workspace's copy (its `audit
+    verify` failing for good) on a tracking server shared while some workspaces are not upgraded yet."""
+    oldest = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
+    if oldest and AUDIT_WORKSPACE not in oldest[0].data.tags:
+        return
+    start = max(oldest[0].info.start_time - 1, 0) if oldest else 0
+    client.create_run(exp, start, {'audit.note': 'written on by lifecycle versions before per-workspace copies'})
+
+
+def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str, kept, folder: str = '') -> str:
     """Log the signed checkpoint `cp` (entry count, head MAC, its MAC) as the tags of this workspace's run in the audit
     experiment, in one synchronous write; return why the copy found there was kept ('' when it was written on, or
-    there was none). The run is this workspace's newest active one, tagged `audit.workspace` with its id: workspaces
-    sharing a tracking server each keep their own, and runs of another workspace or of an older lifecycle (no tag) are
-    never written on (`tracked_audit_checkpoint` still reads them).
+    there was none). The run is this workspace's newest active one, tagged `audit.workspace` with its id (and, when
+    made, `audit.folder` with `folder`, `audit_folder_tag`): workspaces sharing a tracking server each keep their own,
+    and runs of another workspace or of an older lifecycle (no tag) are never written on (`tracked_audit_checkpoint`
+    still reads them; `_older_lifecycles_run`).
 
     The copy there is evidence kept off the machine, so it is never written over with a checkpoint the log no longer
     bears out: `kept(copy)` says why it must stay, '' when it may go (`audit.copy_problem`: the log dropped entries
     it recorded, or rewrote its head, as when it was cut back and its checkpoint rewritten; or the copy carries no
     valid MAC under this log's key, altered on the server, and is not trusted). Such a copy is left as it is, still
     compared by `audit verify`, and `cp` goes into a new run of this workspace, which later entries follow. A copy
-    the log agrees with that is already at or past `cp` is left as it is too (nothing newer to say)."""
+    the log agrees with that is already at or past `cp` is left as it is too (nothing newer to say). That the log
+    bears out `cp` itself is the caller's to check first (`Workspace.mirror_checkpoint`)."""
     import json
     from mlflow.entities import RunTag
 
@@ -303,8 +330,11 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str
         if not (why := kept(copy)) and ahead:
             return ''
     if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
+        if run is None:
+            _older_lifecycles_run(client, exp)
         start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
-        run = client.create_run(exp, start, {AUDIT_WORKSPACE: workspace}, run_name='audit-checkpoint')
+        tags = {AUDIT_WORKSPACE: workspace, **({AUDIT_FOLDER: folder} if folder else {})}
+        run = client.create_run(exp, start, tags, run_name='audit-checkpoint')
     tags = [RunTag('audit.checkpoint', json.dumps(cp, sort_keys=True)), RunTag('audit.entries', str(cp['entries']))]
     client.log_batch(run.info.run_id, tags=tags, synchronous=True)  # (asynchronous logging, if set, would lose it)
     return why
@@ -323,24 +353,51 @@ def audit_experiment_deleted(mlflow) -> str:
 _RUNS_PAGE = 1000  # runs read at a time (MLflow's most): a run is made again each time its first is deleted
 
 
-def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None, workspace: str | None = None) -> list:
+class TrackedCopies(NamedTuple):
+    "The copies of the audit checkpoint `audit verify` compares with the log, and what it notes of those it cannot."
+
+    copies: list
+    notes: list[str]
+
+
+def _copies_noted(legacy: int, here: int) -> list[str]:
+    "What `audit verify` says of the copies it cannot compare: an older lifecycle's, and this folder's of another id."
+    notes = []
+    if legacy:
+        notes.append(
+            f"{legacy} copy(ies) of the checkpoint on the tracking server, written by an older lifecycle, are not "
+            "signed with this log's key (another workspace's, or this log's before its key changed): not compared"
+        )
+    if here:
+        notes.append(
+            f"{here} run(s) on the tracking server hold copies of the checkpoint written from this folder on this "
+            "machine by a workspace of another id, not signed with this log's key: they cannot be compared. The "
+            "state folder was reset (if on purpose, delete those runs of the 'lifecycle-audit-checkpoint' "
+            "experiment and purge them with `mlflow gc`), or the audit log was replaced under a new key and id"
+        )
+    return notes
+
+
+def tracked_audit_checkpoint(
+    mlflow, state_dir: str | Path, ours=None, workspace: str | None = None, folder: str | None = None
+) -> TrackedCopies:
     """The copies of the checkpoint logged to the tracking store that `audit verify` compares with the log, oldest run
     first, from every run of the audit experiment (deleted ones and a deleted experiment's too, every page): each copy
     `ours(copy)` accepts (`audit.signed_here`: signed with this log's key, whatever run holds it), and each it does
     not from a run tagged with `workspace` (this workspace's copy, altered on the server). Every one is a lower bound
-    the log must bear out (`audit.copies_problem`): the newest alone would let a log cut back, then grown past its old
-    length, pass. Another workspace's runs tell nothing of this log and are passed over; with nothing else, the first
-    untagged run's copy (written by an older lifecycle; its raw text when it is not JSON: an edited tag) is returned
-    alone, for `copies_problem` to name. [] when none was logged. Deleting a run or the experiment (in MLflow's UI,
-    say) stops the copy, never its comparison. Reading never creates the experiment."""
+    the log must bear out (`audit.verify`'s `copies`): the newest alone would let a log cut back, then grown past its
+    old length, pass. Another workspace's runs tell nothing of this log and are passed over; those an older lifecycle
+    wrote (no workspace tag) and those written from this folder (`folder`, `audit_folder_tag`) under another
+    workspace id are counted in the notes, not compared: no key tells whose they are. Deleting a run or the
+    experiment (in MLflow's UI, say) stops the copy, never its comparison. Reading never creates the experiment."""
     import json
     from mlflow.entities import ViewType
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
-        return []
-    compared, other, token = [], None, None
+        return TrackedCopies([], [])
+    compared, legacy, here, token = [], 0, 0, None
     while True:
         page = client.search_runs(
             [exp.experiment_id],
@@ -361,8 +418,10 @@ def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None, workspace
                 compared.append(cp)
             elif workspace is not None and owner == workspace:
                 compared.append(cp)
-            elif owner is None and other is None:
-                other = cp
+            elif owner is None:
+                legacy += 1
+            elif folder and run.data.tags.get(AUDIT_FOLDER) == folder:
+                here += 1
         if not (token := page.token):
             break
-    return compared or ([] if other is None else [other])
+    return TrackedCopies(compared, _copies_noted(legacy, here))

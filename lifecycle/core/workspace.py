@@ -534,36 +534,48 @@ class Workspace(Settings):
         """A copy of the audit log's checkpoint on the tracking server, in this workspace's own run, compared by `audit
         verify`: written by the processes that already use MLflow (stages, registration, promotion, the loop), never by
         importing it for a light command such as the kill switch; the copy may lag the log, which `audit verify`
-        allows. It is evidence kept off the machine, so a copy the log disagrees with (cut back, its checkpoint
-        rewritten to match) or that is not signed with this log's key is never written over: it is kept, the checkpoint
-        goes to a new run beside it, and a warning says to run `audit verify` (`tracking.log_audit_checkpoint`)."""
+        allows. It is evidence kept off the machine, so only a checkpoint the log bears out is copied (one rewritten
+        in the keys folder is not, warned), and a copy the log disagrees with (cut back, its checkpoint rewritten to
+        match) or that is not signed with this log's key is never written over: it is kept, the checkpoint goes to a
+        new run beside it, and a warning says to run `audit verify` (`tracking.log_audit_checkpoint`)."""
         if self.has_tracking and 'mlflow' in sys.modules:
             import logging
             from .audit import copy_problem, current_checkpoint
-            from .tracking import log_audit_checkpoint
+            from .settings import without_secrets
+            from .tracking import audit_folder_tag, log_audit_checkpoint
 
+            warn = logging.getLogger('lifecycle').warning
             try:  # an unreachable server leaves its copy behind (still a valid lower bound), never the entry unwritten
-                if (cp := current_checkpoint(self.audit_path, self.keys_dir)) and (
-                    wid := workspace_id(self.state_dir, create=False)
-                ):
-                    kept = log_audit_checkpoint(
-                        self.mlflow,
-                        self.state_dir,
-                        cp,
-                        wid,
-                        lambda copy: copy_problem(self.audit_path, copy, self.keys_dir, where='the tracking server'),
+                cp = current_checkpoint(self.audit_path, self.keys_dir)
+                if not cp or not (wid := workspace_id(self.state_dir, create=False)):
+                    return
+                if copy_problem(self.audit_path, cp, self.keys_dir):  # (signed with the key, not the log's: forged)
+                    warn(
+                        "%s: the checkpoint kept outside the workspace disagrees with the log, so it was not copied "
+                        "to the tracking server: run `lifecycle audit verify`",
+                        shown_path(str(self.audit_path)),
                     )
-                    if kept:
-                        logging.getLogger('lifecycle').warning(
-                            "%s: the tracking server's copy of the audit checkpoint disagrees with the log and was "
-                            "kept, not written over (%s); entry %s's checkpoint went to a new run beside it: run "
-                            "`lifecycle audit verify`",
-                            self.audit_path,
-                            kept,
-                            cp['entries'],
-                        )
+                    return
+                kept = log_audit_checkpoint(
+                    self.mlflow,
+                    self.state_dir,
+                    cp,
+                    wid,
+                    lambda copy: copy_problem(self.audit_path, copy, self.keys_dir, where='the tracking server'),
+                    audit_folder_tag(self.audit_path),
+                )
+                if kept:
+                    warn(
+                        "%s: the tracking server's copy of the audit checkpoint disagrees with the log and was kept, "
+                        "not written over (%s); entry %s's checkpoint went to a new run beside it: run `lifecycle "
+                        "audit verify`",
+                        shown_path(str(self.audit_path)),
+                        kept,
+                        cp['entries'],
+                    )
             except Exception as e:
-                logging.getLogger('lifecycle').warning('audit checkpoint not logged to the tracking server: %s', e)
+                why = without_secrets(str(e), self.tracking_uri)  # (an MLflow REST error quotes the server's URL)
+                warn('audit checkpoint not logged to the tracking server: %s', why)
 
 # %% ../../nbs/api/core/10_workspace.ipynb #20ea6f5e
 def migrate(ws: Workspace, on_wait=None) -> dict:
