@@ -58,7 +58,15 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     monkeypatch.setattr('lifecycle.core.tracking.tracked_audit_checkpoint', unreachable)
     r = cli(tmp_path, 'audit', 'verify', '--json')
     assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
-    assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout
+    said = json.loads(r.stdout)
+    assert "the tracking server's copy of the checkpoint could not be read (ConnectionError: tracking server down)" in (
+        said['notes']
+    ), said
+    assert said['copies_compared'] is None and said['tracking'].endswith('mlflow.db'), said
+    strict = cli(tmp_path, 'audit', 'verify', '--require-copy')  # (an operator's check: no copy compared, no pass)
+    assert strict.returncode == 3 and "no copy of this log's checkpoint on a tracking store was compared" in ' '.join(
+        strict.stderr.split()
+    ), strict.stderr
 
 
 def test_each_entrys_checkpoint_goes_to_this_workspaces_newest_active_run(tmp_path):
@@ -404,8 +412,9 @@ def test_a_checkpoint_rewritten_in_the_keys_folder_is_never_copied_to_the_tracki
     ws.mirror_checkpoint()
     assert [_copy_of(r)['entries'] for r in _audit_runs(ws)] == [5]
     said = [r.getMessage() for r in caplog.records]
-    warned = [m for m in said if 'checkpoint kept outside the workspace disagrees' in m]
-    assert len(warned) == 1 and 'audit verify' in warned[0], warned
+    warned = [m for m in said if 'not copied to the tracking server' in m]
+    assert len(warned) == 1 and 'audit verify' in warned[0], said
+    assert 'the log ends at entry 6 but the checkpoint kept outside the workspace records 7 entries' in warned[0]
     _restore(forged)
     assert _verified_alone(ws)
     r = cli(tmp_path, 'audit', 'verify')
@@ -433,9 +442,9 @@ def test_a_log_under_a_new_workspace_id_and_key_is_noted_beside_the_copies_it_ca
     r = cli(tmp_path, 'audit', 'verify', '--json')
     notes = ' '.join(' '.join(json.loads(r.stdout)['notes']).split())
     assert r.returncode == 0, r.stdout + r.stderr
-    assert '1 run(s) on the tracking server hold copies of the checkpoint written from this folder' in notes, notes
-    assert 'on this machine by a workspace of another id' in notes, notes
-    assert 'mlflow gc' in notes and "the tracking server holds no copy of this log's checkpoint yet" in notes, notes
+    assert '1 run(s) on the tracking server hold copies of the checkpoint written from a workspace folder' in notes
+    assert 'by a workspace of another id' in notes and 'mlflow gc' in notes, notes
+    assert "no copy of this log's checkpoint on a tracking store was compared: the tracking store holds none" in notes
 
 
 def test_a_copy_an_older_lifecycle_wrote_with_another_key_is_noted_not_taken_for_an_altered_one(tmp_path):
@@ -470,5 +479,126 @@ def test_an_older_lifecycle_sharing_the_server_writes_on_a_run_no_workspace_owns
     assert 'audit.workspace' not in oldest.data.tags and 'audit.checkpoint' not in oldest.data.tags, oldest.data.tags
     client.set_tag(oldest.info.run_id, 'audit.checkpoint', json.dumps({'entries': 7, 'mac': 'ab' * 32}))  # (theirs)
     ws.audit('test.step', 's2', 'a step')
-    r = cli(tmp_path, 'audit', 'verify')
+    r = cli(tmp_path, 'audit', 'verify', '--json')
     assert r.returncode == 0, r.stdout + r.stderr
+    notes = ' '.join(' '.join(json.loads(r.stdout)['notes']).split())
+    assert '1 copy(ies) of the checkpoint on the tracking server, written by an older lifecycle, are not' in notes
+
+
+def test_audit_verify_compares_the_copies_on_the_reading_of_the_log_it_verified(tmp_path, monkeypatch):
+    """Review GI: `audit verify` read the log once to verify it, then again (its last entry, or its whole chain for a
+    copy two entries behind) to compare the tracking server's copies: a log swapped between the two reads was compared
+    unverified. The copies are read first and compared on the chain verify checked; the log is read once."""
+    from lifecycle.core import audit
+
+    ws, client, local = _two_entries(tmp_path)
+    for i in range(2, 5):
+        ws.audit('test.step', f's{i}', 'a step')
+    ws.audit_only('test.step', 's5', 'a step')
+    ws.audit_only('test.step', 's6', 'a step')  # (the copy two entries behind)
+
+    def again(*a, **k):
+        raise AssertionError('the log was read again to compare a copy')
+
+    monkeypatch.setattr(audit, '_chain', again)
+    monkeypatch.setattr(audit, '_last_entry', again)
+    r = cli(tmp_path, 'audit', 'verify', '--json')
+    said = json.loads(r.stdout)
+    assert r.returncode == 0 and said['copies_compared'] == 1 and said['entries'] == 7, r.stdout + r.stderr
+
+
+def test_a_log_swapped_while_the_mirror_reads_the_server_never_becomes_the_copy(tmp_path, monkeypatch):
+    """Review GJ: the mirror checked its checkpoint on one reading of the log and the copy it wrote over on another,
+    a server round trip later: with a forged log in place for the first and the real one back for the second, the
+    forged checkpoint replaced the copy, and verify passed the forged log. Both are judged on one reading, after the
+    copy is read: the forged checkpoint is not borne out by the log then, and nothing is written."""
+    from lifecycle.core import tracking
+
+    ws, client, local = _two_entries(tmp_path)
+    two = _snapshot(ws, local)
+    for i in range(2, 5):
+        ws.audit('test.step', f's{i}', 'a step')  # (the copy at five)
+    real = _snapshot(ws, local)
+    _restore(two)
+    for i in range(5):
+        ws.audit_only('test.step', f'forged{i}', 'a forged step')  # (seven entries, two of them real)
+    forged = _snapshot(ws, local)
+    _restore(real)
+    ws.audit_only('test.step', 's5', 'a step')
+    six = _snapshot(ws, local)
+    _restore(forged)  # (in place as the mirror reads its checkpoint)
+    workspace_runs = tracking._workspace_runs
+
+    def swapped(*a, **k):  # (during the server's round trip, the real log is put back)
+        _restore({**six, local: forged[local]})
+        return workspace_runs(*a, **k)
+
+    monkeypatch.setattr(tracking, '_workspace_runs', swapped)
+    ws.mirror_checkpoint()
+    monkeypatch.undo()
+    assert [_copy_of(r)['entries'] for r in _audit_runs(ws)] == [5]
+    _restore(forged)
+    assert cli(tmp_path, 'audit', 'verify').returncode == 3
+
+
+def test_a_re_keyed_log_is_noted_however_the_state_folder_moved_and_whenever_its_run_was_made(tmp_path):
+    """Review GJ: the note of copies from this folder under another id keyed the folder by the log's path, which
+    settings.ini moves with `state_dir` (a re-keyed log under a moved state folder passed with no note), and only runs
+    made after the tag existed carried it (a run made before never got it). The tag is the workspace folder's, and
+    each copy written adds it to a run that lacks it."""
+    from lifecycle.core.audit import payloads_path
+
+    ws, client, local = _two_entries(tmp_path)
+    (run,) = _audit_runs(ws)
+    client.delete_tag(run.info.run_id, 'audit.folder')  # (made before the tag)
+    ws.audit('test.step', 's2', 'a step')
+    (run,) = _audit_runs(ws)
+    assert 'audit.folder' in run.data.tags, run.data.tags
+    (ws.state_dir / 'workspace.id').unlink()  # re-keyed: a new id, its key, a log of its own, and the state elsewhere
+    ws.audit_path.unlink()
+    payloads_path(ws.audit_path).unlink()
+    ws.state_dir.rename(tmp_path / 'moved')
+    (tmp_path / 'settings.ini').write_text('[workspace]\nstate_dir = moved\n')
+    again = Workspace.open(tmp_path)
+    again.audit('test.step', 'f0', 'a step')
+    r = cli(tmp_path, 'audit', 'verify', '--json')
+    notes = ' '.join(' '.join(json.loads(r.stdout)['notes']).split())
+    assert r.returncode == 0 and f"runs {run.info.run_id} of the 'lifecycle-audit-checkpoint'" in notes, notes
+
+
+def test_the_run_kept_for_older_lifecycles_is_made_again_once_deleted(tmp_path):
+    """Review GJ: the run kept for older lifecycles was made only with a workspace's first run: one deleted (it looks
+    empty), or an experiment from before it, left a workspace's own run the oldest, where an older lifecycle writes.
+    Each process looks once and makes it again."""
+    from lifecycle.core import tracking
+
+    ws, client, local = _two_entries(tmp_path)
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    (kept,) = [r for r in client.search_runs([exp]) if 'audit.workspace' not in r.data.tags]
+    assert kept.info.run_name == tracking.OLDER_LIFECYCLES_RUN
+    client.delete_run(kept.info.run_id)
+    tracking._KEPT_FOR_OLDER.clear()  # (a new process)
+    ws.audit('test.step', 's2', 'a step')
+    (oldest,) = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
+    assert 'audit.workspace' not in oldest.data.tags and oldest.info.run_id != kept.info.run_id, oldest.data.tags
+
+
+def test_verify_reads_the_checkpoint_before_the_log_so_an_append_meanwhile_is_no_cut(tmp_path, monkeypatch):
+    """Review GJ: `verify` read the log, then the checkpoint kept outside the workspace: an append between the two
+    (another process's) read as "entries were deleted from its end". The checkpoint is read first, as `end_problem`
+    reads it."""
+    from lifecycle.core import audit
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    for i in range(2):
+        ws.audit_only('test.step', f's{i}', 'a step')
+    payload_problem = audit._payload_problem
+
+    def meanwhile(*a, **k):  # (after the log was read)
+        ws.audit_only('test.step', 'x', 'another process appends')
+        return payload_problem(*a, **k)
+
+    monkeypatch.setattr(audit, '_payload_problem', meanwhile)
+    v = audit.verify(ws.audit_path, ws.keys_dir)
+    assert v.ok and v.entries == 2, v

@@ -23,8 +23,8 @@ from .names import shown_path
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
            'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
-           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copies_problem',
-           'copy_problem', 'erase', 'migrate_legacy']
+           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copies_problems',
+           'copies_problem', 'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -755,6 +755,8 @@ def verify(
         return Verdict(False, n, seq, line, why, notes)
 
     def passed(n: int, chain: list[dict], key: bytes | None) -> Verdict:
+        if copies and not key:  # (the key gone: no copy can be checked, whatever it holds)
+            return fail(n, f"{where} holds {len(copies)} copy(ies) of this workspace's checkpoint, but {unkeyed}")
         bad = next((p for cp in copies if (p := _copy_against(key, cp, chain, where))), '')
         return fail(n, bad) if bad else Verdict(True, n, notes=notes)
 
@@ -762,6 +764,17 @@ def verify(
         _a_file_or_none(log)
     except JournalError as e:
         return fail(0, str(e))
+    try:  # the key, then the checkpoint, before the log: an append meanwhile leaves the log longer, never shorter
+        folder = keys_folder(log, keys_dir, create=False)
+        key, keyless = folder and audit_key(folder, create=False), None
+    except AuditError as e:
+        folder, key, keyless = None, None, e
+    unkeyed = (
+        f"the audit key {folder / 'audit.key'} is missing"
+        if folder
+        else "the state folder has no workspace.id, so the audit key and checkpoint cannot be found"
+    )
+    cp, cp_problem = _load_checkpoint(folder, log, key) if key else (None, '')
     raw = (log.read_bytes() if log.is_file() else b'').split(b'\n')
     torn = raw.pop()  # b'' when the file ends with a newline
     if torn.strip():
@@ -779,20 +792,12 @@ def verify(
     if entries and 'mac' not in entries[0][1]:
         bad = _legacy_break(entries)
         return fail(0, bad[2] if bad else _LEGACY.format(log=log), *(bad[:2] if bad else ()))
-    try:
-        folder = keys_folder(log, keys_dir, create=False)
-        key = folder and audit_key(folder, create=False)
-    except AuditError as e:
-        return fail(0, str(e))
+    if keyless is not None:
+        return fail(0, str(keyless))
     if folder is None or key is None:
         if not entries and (folder is None or not checkpoint_path(folder, log).exists()):
             return passed(0, [], None)
-        where = (
-            f"the audit key {folder / 'audit.key'} is missing"
-            if folder
-            else "the state folder has no workspace.id, so the audit key and checkpoint cannot be found"
-        )
-        return fail(0, f"{where}: the log's MACs cannot be checked; restore it from a backup")
+        return fail(0, f"{unkeyed}: the log's MACs cannot be checked; restore it from a backup")
     prev, n = GENESIS, 0
     for i, e in entries:
         seq = e.get('seq')
@@ -819,9 +824,8 @@ def verify(
     bad = _payload_problem(log, chain, notes)
     if bad:
         return fail(n, bad[0], bad[1], line_of.get(bad[1]))
-    cp, problem = _load_checkpoint(folder, log, key)
-    if problem:
-        return fail(n, problem)
+    if cp_problem:
+        return fail(n, cp_problem)
     if cp is None:
         if n:
             return fail(n, _no_checkpoint(folder, log, n))
@@ -911,36 +915,45 @@ def _last_entry(log: Path, key: bytes) -> dict | None:
     return None
 
 
-def _copy_against(key: bytes | None, cp, chain: list[dict], where: str) -> str:
-    "Why the end of `chain` disagrees with copy `cp` of its checkpoint kept at `where` ('' when it agrees)."
+def _copy_against(key: bytes | None, cp, chain: list[dict], where: str | None) -> str:
+    """Why the end of `chain` disagrees with copy `cp` of its checkpoint kept at `where` ('' when it agrees; `where`
+    None: the checkpoint kept outside the workspace itself)."""
+    kept = 'the checkpoint kept outside the workspace' if where is None else f'the checkpoint kept at {where}'
     if not key or not mac_ok(key, cp):
-        return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
-    problem = _head_problem(cp, chain)
-    return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
+        return f"{kept} does not carry a valid MAC: it was altered, or written with another key"
+    return _head_problem(cp, chain).replace('the checkpoint kept outside the workspace', kept)
+
+
+def copies_problems(
+    path: str | Path, copies: list, keys_dir: str | Path | None = None, where: str | None | list = 'the copy'
+) -> list[str]:
+    """Why the log disagrees with each of `copies` of its checkpoint ('' for each it agrees with), all decided on one
+    reading of the log: its last entry alone (one line read from its end) when every copy is at it or one entry behind
+    it (the usual case: a copy follows each append; its MAC, and its link `prev_mac` to the copy's head), else the
+    whole chain. Each copy is a lower bound: one not signed with this log's key is altered, and the log must still
+    hold the count and head of each. `where`: where the copies are kept (one for all, or one each; None: outside the
+    workspace). It checks no link: `verify` does, comparing its `copies` on the chain it read; this is the mirror's
+    test before it writes, of its checkpoint and the copy it would write over, together."""
+    log = Path(path).resolve()
+    folder = keys_folder(log, keys_dir, create=False)
+    key = folder and audit_key(folder, create=False)
+    wheres = list(where) if isinstance(where, (list, tuple)) else [where] * len(copies)
+    last = _last_entry(log, key) if key else None
+
+    def near(cp) -> bool:
+        n = cp.get('entries') if isinstance(cp, dict) else None
+        return type(n) is int and (
+            n >= last['seq'] or (n == last['seq'] - 1 and cp.get('head_mac') == last.get('prev_mac'))
+        )
+
+    end = [last] if last is not None and all(near(cp) for cp in copies) else _chain(log) if log.is_file() else []
+    return [_copy_against(key, cp, end, w) for cp, w in zip(copies, wheres)]
 
 
 def copies_problem(path: str | Path, copies: list, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
     """Why the log disagrees with the first of `copies` of its checkpoint kept at `where` that it disagrees with
-    ('' when it agrees with each). Each copy is a lower bound, however many there are: one not signed with this log's
-    key is altered, and the log must still hold the count and head of each. A copy at the log's last entry, or one
-    entry behind it (the usual case: the copy follows each append), is decided from that entry alone, its MAC and its
-    link `prev_mac` to the copy's head; the chain is read once, and only for another. It checks no link: `verify`
-    does, and compares the copies on the chain it read (`verify(copies=...)`); this is the mirror's test before it
-    writes."""
-    log = Path(path).resolve()
-    folder = keys_folder(log, keys_dir, create=False)
-    key = folder and audit_key(folder, create=False)
-    last, chain = (_last_entry(log, key) if key else None), None
-    for cp in copies:
-        n = cp.get('entries') if isinstance(cp, dict) else None
-        near = last is not None and type(n) is int and (
-            n >= last['seq'] or (n == last['seq'] - 1 and cp.get('head_mac') == last.get('prev_mac'))
-        )
-        if not near and chain is None:
-            chain = _chain(log) if log.is_file() else []
-        if problem := _copy_against(key, cp, [last] if near else chain, where):  # (`_head_problem`: a chain's end)
-            return problem
-    return ''
+    ('' when it agrees with each): `copies_problems`, on one reading of the log."""
+    return next((p for p in copies_problems(path, copies, keys_dir, where) if p), '')
 
 
 def copy_problem(path: str | Path, cp, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:

@@ -26,14 +26,21 @@ class AuditVerdict(Result):
     reason: str
     notes: list
     path: str
+    tracking: str = ''  # the tracking store whose copies were compared (`shown_url`: no secret), '' without one
+    copies_compared: int | None = None  # how many of its copies; None when they could not all be read
 
     def show(self):
         for note in self.notes:
             typer.secho(f"note: {note}", fg='yellow', err=True)
         if self.ok:
+            copies = (
+                f", and the {self.copies_compared} copy(ies) of it at the tracking store {self.tracking}"
+                if self.copies_compared
+                else ''
+            )
             print(
                 f"audit log {self.path} ok: {self.entries} entries, keyed chain and payloads intact, its end "
-                "matches the checkpoint kept outside the workspace"
+                f"matches the checkpoint kept outside the workspace{copies}"
             )
         else:
             typer.secho(f"audit log FAILED verification: {self.reason} ({self.path})", fg='red', err=True)
@@ -47,40 +54,69 @@ class AuditVerdict(Result):
         return EXIT_OK if self.ok else EXIT_AUDIT
 
 
-def _tracked_copies(s: Workspace) -> tuple[list | None, list[str]]:
-    """The copies of the audit checkpoint on the tracking server that `audit verify` compares (None when they could not
-    be read: an unreachable server is no evidence either way, said and not compared), and its notes on them."""
+def _tracked_copies(s: Workspace) -> tuple[list, list[str], bool]:
+    """The copies of the audit checkpoint on the tracking server that `audit verify` compares, its notes on them, and
+    whether every run was read (an unreachable server is no evidence either way: said, and what was read compared)."""
     from lifecycle.core.audit import signed_here
-    from lifecycle.core.settings import workspace_id
+    from lifecycle.core.settings import db_reason, workspace_id
     from lifecycle.core.tracking import audit_experiment_deleted, audit_folder_tag, tracked_audit_checkpoint
 
     notes = []
     try:
         if deleted := audit_experiment_deleted(s.mlflow):  # (a copy it holds is still compared: a lower bound)
             notes.append(deleted)
-        wid, here = workspace_id(s.state_dir, create=False), audit_folder_tag(s.audit_path)
+        wid, here = workspace_id(s.state_dir, create=False), audit_folder_tag(s.root)
         tracked = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir), wid, here)
     except Exception as e:
-        return None, [*notes, f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})"]
-    return tracked.copies, [*notes, *tracked.notes]
+        why = db_reason(e, s.tracking_uri)  # (the URL's secrets and contacts withheld, one line)
+        return [], [*notes, f"the tracking server's copy of the checkpoint could not be read ({why})"], False
+    return tracked.copies, [*notes, *tracked.notes], tracked.complete
+
+
+_NO_COPY = "no copy of this log's checkpoint on a tracking store was compared: {why}"
+_TRUSTED = (
+    " (--require-copy); run it where the tracking store is the one the operator trusts, LIFECYCLE_TRACKING_URI set to "
+    "it: the workspace's settings.ini can name another, and a store inside the state folder is no evidence against "
+    "someone who can rewrite that folder"
+)
+
+
+def _no_copy_why(tracking: bool, complete: bool) -> str:
+    "Why no copy of the checkpoint was compared, for `audit verify`'s note or its `--require-copy` refusal."
+    if not tracking:
+        return 'the workspace has no tracking store'
+    if not complete:
+        return "the tracking store's runs could not all be read"
+    return 'the tracking store holds none yet (the commands that use MLflow write it)'
 
 
 @command()
-def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
+def audit_verify(
+    as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON."),
+    require_copy: bool = typer.Option(
+        False,
+        '--require-copy',
+        help="Fail (exit 3) when the log holds entries and no copy of its checkpoint on the tracking store was "
+        "compared: none there, no tracking store, or one that could not be read in full.",
+    ),
+):
     """Check the audit log: each entry's MAC, sequence, link and payload, its end against the checkpoint kept outside
-    the workspace, and (with a tracking store) against each copy of it this workspace logged to the tracking server;
-    exit 3 naming the first problem."""
+    the workspace, and (with a tracking store) against each copy of it this workspace logged there; exit 3 naming the
+    first problem."""
     from lifecycle.core.audit import verify
+    from lifecycle.core.settings import shown_url
 
     s = Workspace.open()
-    copies, said = _tracked_copies(s) if s.has_tracking else ([], [])  # (first: an append meanwhile is no cut)
-    v = verify(s.audit_path, keys_dir=s.keys_dir, copies=copies or (), where='the tracking server')
-    if v.ok and copies is not None and not copies and v.entries and s.has_tracking:
-        said.append(
-            "the tracking server holds no copy of this log's checkpoint yet (the commands that use MLflow write it): "
-            "the log was compared with the checkpoint kept outside the workspace only"
-        )
+    tracking = s.has_tracking
+    copies, said, complete = _tracked_copies(s) if tracking else ([], [], True)  # (first: an append then is no cut)
+    v = verify(s.audit_path, keys_dir=s.keys_dir, copies=copies, where='the tracking server')
     reason, ok, notes = v.reason, v.ok, [*v.notes, *said]
+    if ok and v.entries and not (copies and complete):  # (noted with a tracking store; without, only refused)
+        missing = _NO_COPY.format(why=_no_copy_why(tracking, complete))
+        if require_copy:
+            reason, ok = missing + _TRUSTED, False
+        elif tracking:
+            notes.append(missing)
     return AuditVerdict(
         ok=ok,
         entries=v.entries,
@@ -89,6 +125,8 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
         reason=reason,
         notes=notes,
         path=str(s.audit_path),
+        tracking=shown_url(s.tracking_uri) if tracking else '',
+        copies_compared=len(copies) if tracking and complete else None,
     )
 
 # %% ../../nbs/api/core/12_commands.ipynb #e0c7bc85

@@ -12,9 +12,10 @@ from typing import NamedTuple
 from .locks import hold
 
 # %% auto #0
-__all__ = ['AUDIT_EXPERIMENT', 'AUDIT_WORKSPACE', 'AUDIT_FOLDER', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db',
-           'configure_mlflow', 'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'audit_folder_tag',
-           'log_audit_checkpoint', 'audit_experiment_deleted', 'TrackedCopies', 'tracked_audit_checkpoint']
+__all__ = ['AUDIT_EXPERIMENT', 'AUDIT_WORKSPACE', 'AUDIT_FOLDER', 'OLDER_LIFECYCLES_RUN', 'TrackingUnavailable',
+           'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow', 'ExperimentDeleted', 'deleted_experiment',
+           'ensure_experiment', 'audit_folder_tag', 'Mirrored', 'log_audit_checkpoint', 'audit_experiment_deleted',
+           'TrackedCopies', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
@@ -260,16 +261,15 @@ AUDIT_WORKSPACE = 'audit.workspace'  # the tag naming the workspace (its workspa
 AUDIT_FOLDER = 'audit.folder'  # the tag of where a run's copy was written from: `audit_folder_tag`
 
 
-def audit_folder_tag(audit_path: str | Path) -> str:
-    """Where a copy of the audit checkpoint is written from, as a run's `audit.folder` tag: a hash of this machine's
-    name and the log's resolved path (a hash: a folder's name may name a person). `audit verify` notes copies from
-    here under another workspace id, which it cannot compare: a state folder reset, or a log replaced under a new key
-    and id."""
+def audit_folder_tag(root: str | Path) -> str:
+    """Where a copy of the audit checkpoint is written from, as a run's `audit.folder` tag: a hash of the workspace's
+    resolved folder (a hash: a folder's name may name a person; a pseudonym, not a secret), the folder `audit verify`
+    is run in, whatever its settings say of the state folder. `audit verify` notes copies from a folder of this path
+    under another workspace id, which it cannot compare: a state folder reset, or a log replaced under a new key and
+    id (or, on a shared tracking server, a workspace at the same path on another machine)."""
     import hashlib
-    import socket
 
-    where = f"{socket.gethostname()}\0{Path(audit_path).resolve()}"
-    return hashlib.sha256(where.encode('utf-8', 'surrogatepass')).hexdigest()[:32]
+    return hashlib.sha256(str(Path(root).resolve()).encode('utf-8', 'surrogatepass')).hexdigest()[:32]
 
 
 def _workspace_runs(mlflow, state_dir, workspace: str):
@@ -290,54 +290,73 @@ def _workspace_runs(mlflow, state_dir, workspace: str):
     return exp, (runs[0] if runs else None)
 
 
+OLDER_LIFECYCLES_RUN = 'audit-checkpoint-of-older-lifecycles (keep: they write here)'
+_KEPT_FOR_OLDER: set[tuple[str, str]] = set()  # (tracking URI, experiment) whose oldest run this process has seen
+
+
 def _older_lifecycles_run(client, exp: str) -> None:
-    """Keep the audit experiment's oldest active run one no workspace owns: a lifecycle from before the copies were
-    kept per workspace writes on that run whatever it holds, and would write over a workspace's copy (its `audit
-    verify` failing for good) on a tracking server shared while some workspaces are not upgraded yet."""
-    oldest = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
-    if oldest and AUDIT_WORKSPACE not in oldest[0].data.tags:
+    """Keep the audit experiment's oldest active run one no workspace owns, looked at once per process: a lifecycle
+    from before the copies were kept per workspace writes on that run whatever it holds, and would write over a
+    workspace's copy (its `audit verify` failing for good) on a tracking server shared while some workspaces are not
+    upgraded yet. One deleted is made again; two made at once are both harmless (they hold no copy)."""
+    if (client.tracking_uri, exp) in _KEPT_FOR_OLDER:
         return
-    start = max(oldest[0].info.start_time - 1, 0) if oldest else 0
-    client.create_run(exp, start, {'audit.note': 'written on by lifecycle versions before per-workspace copies'})
+    oldest = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
+    if not oldest or AUDIT_WORKSPACE in oldest[0].data.tags:
+        start = max(oldest[0].info.start_time - 1, 0) if oldest else 0
+        note = {'audit.note': 'written on by lifecycles before per-workspace copies'}
+        client.create_run(exp, start, note, run_name=OLDER_LIFECYCLES_RUN)
+    _KEPT_FOR_OLDER.add((client.tracking_uri, exp))
 
 
-def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str, kept, folder: str = '') -> str:
+class Mirrored(NamedTuple):
+    "What `log_audit_checkpoint` did: why it wrote nothing (`refused`), and why it left the copy there (`kept`)."
+
+    refused: str = ''  # the log does not bear out the checkpoint itself ('' when it does): nothing written
+    kept: str = ''  # the copy there disagrees with the log: kept, the checkpoint written to a new run beside it
+
+
+def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str, judge, folder: str = '') -> Mirrored:
     """Log the signed checkpoint `cp` (entry count, head MAC, its MAC) as the tags of this workspace's run in the audit
-    experiment, in one synchronous write; return why the copy found there was kept ('' when it was written on, or
-    there was none). The run is this workspace's newest active one, tagged `audit.workspace` with its id (and, when
-    made, `audit.folder` with `folder`, `audit_folder_tag`): workspaces sharing a tracking server each keep their own,
-    and runs of another workspace or of an older lifecycle (no tag) are never written on (`tracked_audit_checkpoint`
-    still reads them; `_older_lifecycles_run`).
+    experiment, in one synchronous write. The run is this workspace's newest active one, tagged `audit.workspace` with
+    its id and `audit.folder` with `folder` (`audit_folder_tag`; added to a run made before it was): workspaces sharing
+    a tracking server each keep their own, and runs of another workspace or of an older lifecycle (no tag) are never
+    written on (`tracked_audit_checkpoint` still reads them; `_older_lifecycles_run`).
 
-    The copy there is evidence kept off the machine, so it is never written over with a checkpoint the log no longer
-    bears out: `kept(copy)` says why it must stay, '' when it may go (`audit.copy_problem`: the log dropped entries
-    it recorded, or rewrote its head, as when it was cut back and its checkpoint rewritten; or the copy carries no
-    valid MAC under this log's key, altered on the server, and is not trusted). Such a copy is left as it is, still
-    compared by `audit verify`, and `cp` goes into a new run of this workspace, which later entries follow. A copy
-    the log agrees with that is already at or past `cp` is left as it is too (nothing newer to say). That the log
-    bears out `cp` itself is the caller's to check first (`Workspace.mirror_checkpoint`)."""
+    The copy there is evidence kept off the machine, so nothing is written that the log does not bear out, and no
+    copy the log disagrees with is written over. `judge(copy)` (the copy there, None when there is none) says why
+    for both on one reading of the log (`audit.copies_problems` of `cp` and the copy): why `cp` is not borne out
+    (a checkpoint rewritten in the keys folder: nothing is written, `refused`), and why the copy must stay, '' when it
+    may go (the log dropped entries it recorded, or rewrote its head, as when it was cut back and its checkpoint
+    rewritten; or it carries no valid MAC under this log's key, altered on the server). Such a copy is left as it is,
+    still compared by `audit verify`, and `cp` goes into a new run of this workspace, which later entries follow
+    (`kept`). A copy the log agrees with that is already at or past `cp` is left as it is too (nothing newer)."""
     import json
     from mlflow.entities import RunTag
 
     exp, run = _workspace_runs(mlflow, state_dir, workspace)
-    client, why = mlflow.MlflowClient(), ''
+    client, copy = mlflow.MlflowClient(), None
+    _older_lifecycles_run(client, exp)
     if run is not None and (tag := run.data.tags.get('audit.checkpoint')) is not None:
         try:
             copy = json.loads(tag)
         except ValueError:
-            copy = tag  # (edited by hand: `kept` names it)
-        ahead = isinstance(copy, dict) and type(copy.get('entries')) is int and copy['entries'] >= cp['entries']
-        if not (why := kept(copy)) and ahead:
-            return ''
-    if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
-        if run is None:
-            _older_lifecycles_run(client, exp)
-        start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
-        tags = {AUDIT_WORKSPACE: workspace, **({AUDIT_FOLDER: folder} if folder else {})}
-        run = client.create_run(exp, start, tags, run_name='audit-checkpoint')
+            copy = tag  # (edited by hand: `judge` names it)
+    refused, why = judge(copy)
+    if refused:
+        return Mirrored(refused=refused)
+    ahead = isinstance(copy, dict) and type(copy.get('entries')) is int and copy['entries'] >= cp['entries']
+    if copy is not None and not why and ahead:
+        return Mirrored()
     tags = [RunTag('audit.checkpoint', json.dumps(cp, sort_keys=True)), RunTag('audit.entries', str(cp['entries']))]
+    if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
+        start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
+        made = {AUDIT_WORKSPACE: workspace, **({AUDIT_FOLDER: folder} if folder else {})}
+        run = client.create_run(exp, start, made, run_name='audit-checkpoint')
+    elif folder and run.data.tags.get(AUDIT_FOLDER) != folder:  # (a run made before the tag, or the folder moved)
+        tags.append(RunTag(AUDIT_FOLDER, folder))
     client.log_batch(run.info.run_id, tags=tags, synchronous=True)  # (asynchronous logging, if set, would lose it)
-    return why
+    return Mirrored(kept=why)
 
 
 def audit_experiment_deleted(mlflow) -> str:
@@ -354,13 +373,16 @@ _RUNS_PAGE = 1000  # runs read at a time (MLflow's most): a run is made again ea
 
 
 class TrackedCopies(NamedTuple):
-    "The copies of the audit checkpoint `audit verify` compares with the log, and what it notes of those it cannot."
+    """The copies of the audit checkpoint `audit verify` compares with the log, what it notes of those it cannot, and
+    whether every run was read (`complete`: False when the tracking server failed part way; the copies read before
+    are still lower bounds, compared)."""
 
     copies: list
     notes: list[str]
+    complete: bool = True
 
 
-def _copies_noted(legacy: int, here: int) -> list[str]:
+def _copies_noted(legacy: int, here: list[str]) -> list[str]:
     "What `audit verify` says of the copies it cannot compare: an older lifecycle's, and this folder's of another id."
     notes = []
     if legacy:
@@ -369,11 +391,13 @@ def _copies_noted(legacy: int, here: int) -> list[str]:
             "signed with this log's key (another workspace's, or this log's before its key changed): not compared"
         )
     if here:
+        shown = ', '.join(here[:5]) + (f' and {len(here) - 5} more' if len(here) > 5 else '')
         notes.append(
-            f"{here} run(s) on the tracking server hold copies of the checkpoint written from this folder on this "
-            "machine by a workspace of another id, not signed with this log's key: they cannot be compared. The "
-            "state folder was reset (if on purpose, delete those runs of the 'lifecycle-audit-checkpoint' "
-            "experiment and purge them with `mlflow gc`), or the audit log was replaced under a new key and id"
+            f"{len(here)} run(s) on the tracking server hold copies of the checkpoint written from a workspace folder "
+            f"at this path by a workspace of another id, not signed with this log's key (runs {shown} of the "
+            f"'{AUDIT_EXPERIMENT}' experiment): they cannot be compared. This workspace's state folder was reset (if "
+            "on purpose, delete those runs and purge them with `mlflow gc`), or its audit log was replaced under a new "
+            "key and id; or a workspace at the same path on another machine shares this tracking server"
         )
     return notes
 
@@ -389,7 +413,8 @@ def tracked_audit_checkpoint(
     old length, pass. Another workspace's runs tell nothing of this log and are passed over; those an older lifecycle
     wrote (no workspace tag) and those written from this folder (`folder`, `audit_folder_tag`) under another
     workspace id are counted in the notes, not compared: no key tells whose they are. Deleting a run or the
-    experiment (in MLflow's UI, say) stops the copy, never its comparison. Reading never creates the experiment."""
+    experiment (in MLflow's UI, say) stops the copy, never its comparison. A server that fails part way gives what was
+    read, `complete` False, with a note; one that fails at once raises. Reading never creates the experiment."""
     import json
     from mlflow.entities import ViewType
 
@@ -397,15 +422,22 @@ def tracked_audit_checkpoint(
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return TrackedCopies([], [])
-    compared, legacy, here, token = [], 0, 0, None
+    compared, legacy, here, token, pages = [], 0, [], None, 0
     while True:
-        page = client.search_runs(
-            [exp.experiment_id],
-            run_view_type=ViewType.ALL,
-            max_results=_RUNS_PAGE,
-            order_by=['attributes.start_time ASC'],
-            page_token=token,
-        )
+        try:
+            page = client.search_runs(
+                [exp.experiment_id],
+                run_view_type=ViewType.ALL,
+                max_results=_RUNS_PAGE,
+                order_by=['attributes.start_time ASC'],
+                page_token=token,
+            )
+        except Exception as e:
+            if not pages:
+                raise
+            read = f"the tracking server failed after {pages * _RUNS_PAGE:,} runs ({type(e).__name__}): the rest unread"
+            return TrackedCopies(compared, [*_copies_noted(legacy, here), read], complete=False)
+        pages += 1
         for run in page:
             if (tag := run.data.tags.get('audit.checkpoint')) is None:
                 continue
@@ -421,7 +453,7 @@ def tracked_audit_checkpoint(
             elif owner is None:
                 legacy += 1
             elif folder and run.data.tags.get(AUDIT_FOLDER) == folder:
-                here += 1
+                here.append(run.info.run_id)
         if not (token := page.token):
             break
     return TrackedCopies(compared, _copies_noted(legacy, here))

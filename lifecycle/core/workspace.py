@@ -535,42 +535,38 @@ class Workspace(Settings):
         verify`: written by the processes that already use MLflow (stages, registration, promotion, the loop), never by
         importing it for a light command such as the kill switch; the copy may lag the log, which `audit verify`
         allows. It is evidence kept off the machine, so only a checkpoint the log bears out is copied (one rewritten
-        in the keys folder is not, warned), and a copy the log disagrees with (cut back, its checkpoint rewritten to
+        in the keys folder is not: warned), and a copy the log disagrees with (cut back, its checkpoint rewritten to
         match) or that is not signed with this log's key is never written over: it is kept, the checkpoint goes to a
-        new run beside it, and a warning says to run `audit verify` (`tracking.log_audit_checkpoint`)."""
+        new run beside it, and a warning says to run `audit verify`. Both are judged on one reading of the log, after
+        the copy is read (`tracking.log_audit_checkpoint`, `audit.copies_problems`)."""
         if self.has_tracking and 'mlflow' in sys.modules:
             import logging
-            from .audit import copy_problem, current_checkpoint
+            from .audit import copies_problems, current_checkpoint
             from .settings import without_secrets
             from .tracking import audit_folder_tag, log_audit_checkpoint
 
-            warn = logging.getLogger('lifecycle').warning
+            warn, log = logging.getLogger('lifecycle').warning, shown_path(str(self.audit_path))
             try:  # an unreachable server leaves its copy behind (still a valid lower bound), never the entry unwritten
                 cp = current_checkpoint(self.audit_path, self.keys_dir)
                 if not cp or not (wid := workspace_id(self.state_dir, create=False)):
                     return
-                if copy_problem(self.audit_path, cp, self.keys_dir):  # (signed with the key, not the log's: forged)
-                    warn(
-                        "%s: the checkpoint kept outside the workspace disagrees with the log, so it was not copied "
-                        "to the tracking server: run `lifecycle audit verify`",
-                        shown_path(str(self.audit_path)),
-                    )
-                    return
-                kept = log_audit_checkpoint(
-                    self.mlflow,
-                    self.state_dir,
-                    cp,
-                    wid,
-                    lambda copy: copy_problem(self.audit_path, copy, self.keys_dir, where='the tracking server'),
-                    audit_folder_tag(self.audit_path),
-                )
-                if kept:
+
+                def judge(copy) -> tuple[str, str]:  # (the checkpoint, then the copy there: one reading of the log)
+                    both = [cp] + ([] if copy is None else [copy])
+                    found = copies_problems(self.audit_path, both, self.keys_dir, [None, 'the tracking server'])
+                    return found[0], found[1] if copy is not None else ''
+
+                done = log_audit_checkpoint(self.mlflow, self.state_dir, cp, wid, judge, audit_folder_tag(self.root))
+                if done.refused:
+                    said = '%s: %s; it was not copied to the tracking server: run `lifecycle audit verify`'
+                    warn(said, log, done.refused)
+                elif done.kept:
                     warn(
                         "%s: the tracking server's copy of the audit checkpoint disagrees with the log and was kept, "
                         "not written over (%s); entry %s's checkpoint went to a new run beside it: run `lifecycle "
                         "audit verify`",
-                        shown_path(str(self.audit_path)),
-                        kept,
+                        log,
+                        done.kept,
                         cp['entries'],
                     )
             except Exception as e:
