@@ -392,11 +392,10 @@ def test_an_altered_copy_in_this_workspaces_run_is_kept_and_named(tmp_path, capl
     assert len(warned) == 1 and 'audit verify' in warned[0], warned
 
 
-def test_a_checkpoint_rewritten_in_the_keys_folder_is_never_copied_to_the_tracking_server(tmp_path, caplog):
-    """Review GI: the mirror compared the copy with the log, never the checkpoint it wrote. Someone with the keys folder
-    put the checkpoint of a longer forged log in place while the real log was still there (between an `audit_only`
-    entry, the flags' path, and its mirror): the copy became the forged one, and once the forged log was swapped in,
-    `audit verify` passed. A checkpoint the log does not bear out is not copied (warned), and verify names the cut."""
+def _forged_beside_real(tmp_path):
+    """A workspace whose log holds six real entries, the tracking server's copy at five; and, kept aside, a forged
+    history of seven (two real, five forged) with its signed checkpoint: it, its outside checkpoint's file, and the
+    snapshots (`_snapshot`) of the forged log and the real one."""
     ws, client, local = _two_entries(tmp_path)
     two = _snapshot(ws, local)
     for i in range(2, 5):
@@ -404,10 +403,19 @@ def test_a_checkpoint_rewritten_in_the_keys_folder_is_never_copied_to_the_tracki
     real = _snapshot(ws, local)
     _restore(two)
     for i in range(5):
-        ws.audit_only('test.step', f'forged{i}', 'a forged step')  # (seven entries, two of them real)
+        ws.audit_only('test.step', f'forged{i}', 'a forged step')
     forged = _snapshot(ws, local)
     _restore(real)
-    ws.audit_only('test.step', 's5', 'a step')  # (six real entries)
+    ws.audit_only('test.step', 's5', 'a step')
+    return ws, local, forged, _snapshot(ws, local)
+
+
+def test_a_checkpoint_rewritten_in_the_keys_folder_is_never_copied_to_the_tracking_server(tmp_path, caplog):
+    """Review GI: the mirror compared the copy with the log, never the checkpoint it wrote. Someone with the keys folder
+    put the checkpoint of a longer forged log in place while the real log was still there (between an `audit_only`
+    entry, the flags' path, and its mirror): the copy became the forged one, and once the forged log was swapped in,
+    `audit verify` passed. A checkpoint the log does not bear out is not copied (warned), and verify names the cut."""
+    ws, local, forged, six = _forged_beside_real(tmp_path)
     local.write_bytes(forged[local])
     ws.mirror_checkpoint()
     assert [_copy_of(r)['entries'] for r in _audit_runs(ws)] == [5]
@@ -514,18 +522,7 @@ def test_a_log_swapped_while_the_mirror_reads_the_server_never_becomes_the_copy(
     copy is read: the forged checkpoint is not borne out by the log then, and nothing is written."""
     from lifecycle.core import tracking
 
-    ws, client, local = _two_entries(tmp_path)
-    two = _snapshot(ws, local)
-    for i in range(2, 5):
-        ws.audit('test.step', f's{i}', 'a step')  # (the copy at five)
-    real = _snapshot(ws, local)
-    _restore(two)
-    for i in range(5):
-        ws.audit_only('test.step', f'forged{i}', 'a forged step')  # (seven entries, two of them real)
-    forged = _snapshot(ws, local)
-    _restore(real)
-    ws.audit_only('test.step', 's5', 'a step')
-    six = _snapshot(ws, local)
+    ws, local, forged, six = _forged_beside_real(tmp_path)
     _restore(forged)  # (in place as the mirror reads its checkpoint)
     workspace_runs = tracking._workspace_runs
 
