@@ -938,6 +938,8 @@ def copies_problems(
     folder = keys_folder(log, keys_dir, create=False)
     key = folder and audit_key(folder, create=False)
     wheres = list(where) if isinstance(where, (list, tuple)) else [where] * len(copies)
+    if len(wheres) != len(copies):
+        raise ValueError(f"where: expected one place for each of the {len(copies)} copies, found {len(wheres)}")
     last = _last_entry(log, key) if key else None
 
     def near(cp) -> bool:

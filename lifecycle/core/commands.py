@@ -8,6 +8,7 @@ from dataclasses import dataclass, asdict
 import typer
 from .cli_support import command, printable, Result, CommandError, needs_text
 from .cli_support import EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT, COMMON_ERRORS, exit_code_for
+from .tracking import TrackedCopies
 from .workspace import Workspace
 
 # %% auto #0
@@ -27,7 +28,8 @@ class AuditVerdict(Result):
     notes: list
     path: str
     tracking: str = ''  # the tracking store whose copies were compared (`shown_url`: no secret), '' without one
-    copies_compared: int | None = None  # how many of its copies; None when they could not all be read
+    copies_compared: int | None = None  # how many of its copies (None without a tracking store)
+    copies_complete: bool | None = None  # whether every run there was read (None without a tracking store)
 
     def show(self):
         for note in self.notes:
@@ -54,9 +56,10 @@ class AuditVerdict(Result):
         return EXIT_OK if self.ok else EXIT_AUDIT
 
 
-def _tracked_copies(s: Workspace) -> tuple[list, list[str], bool]:
-    """The copies of the audit checkpoint on the tracking server that `audit verify` compares, its notes on them, and
-    whether every run was read (an unreachable server is no evidence either way: said, and what was read compared)."""
+def _tracked_copies(s: Workspace) -> TrackedCopies:
+    """The copies of the audit checkpoint on the tracking server that `audit verify` compares, its notes on them,
+    whether every run was read (an unreachable server is no evidence either way: said, and what was read compared),
+    and how many runs of this folder under another workspace id it holds."""
     from lifecycle.core.audit import signed_here
     from lifecycle.core.settings import db_reason, workspace_id
     from lifecycle.core.tracking import audit_experiment_deleted, audit_folder_tag, tracked_audit_checkpoint
@@ -69,25 +72,40 @@ def _tracked_copies(s: Workspace) -> tuple[list, list[str], bool]:
         tracked = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir), wid, here)
     except Exception as e:
         why = db_reason(e, s.tracking_uri)  # (the URL's secrets and contacts withheld, one line)
-        return [], [*notes, f"the tracking server's copy of the checkpoint could not be read ({why})"], False
-    return tracked.copies, [*notes, *tracked.notes], tracked.complete
+        unread = f"the tracking server's copy of the checkpoint could not be read ({why})"
+        return TrackedCopies([], [*notes, unread], False)
+    return tracked._replace(notes=[*notes, *tracked.notes])
 
 
-_NO_COPY = "no copy of this log's checkpoint on a tracking store was compared: {why}"
+def _uncompared(tracking: bool, tracked, entries: int) -> str:
+    "What keeps `audit verify` from vouching for the log by a tracking store's copies ('' when nothing does)."
+    if tracked.here:
+        return (
+            f"the tracking store holds {tracked.here} run(s) of copies written from a workspace folder at this path "
+            "under another workspace id, which cannot be compared with this log"
+        )
+    if not entries:
+        return ''
+    if not tracking:
+        return "no copy of this log's checkpoint on a tracking store was compared: the workspace has no tracking store"
+    if not tracked.complete and not tracked.copies:
+        return "no copy of this log's checkpoint on a tracking store was compared: the tracking store could not be read"
+    if not tracked.complete:
+        n = len(tracked.copies)
+        return f"{n} copy(ies) of this log's checkpoint compared, but the tracking store's runs could not all be read"
+    if not tracked.copies:
+        return (
+            "no copy of this log's checkpoint on a tracking store was compared: the tracking store holds none yet "
+            "(the commands that use MLflow write it)"
+        )
+    return ''
+
+
 _TRUSTED = (
     " (--require-copy); run it where the tracking store is the one the operator trusts, LIFECYCLE_TRACKING_URI set to "
     "it: the workspace's settings.ini can name another, and a store inside the state folder is no evidence against "
     "someone who can rewrite that folder"
 )
-
-
-def _no_copy_why(tracking: bool, complete: bool) -> str:
-    "Why no copy of the checkpoint was compared, for `audit verify`'s note or its `--require-copy` refusal."
-    if not tracking:
-        return 'the workspace has no tracking store'
-    if not complete:
-        return "the tracking store's runs could not all be read"
-    return 'the tracking store holds none yet (the commands that use MLflow write it)'
 
 
 @command()
@@ -108,15 +126,14 @@ def audit_verify(
 
     s = Workspace.open()
     tracking = s.has_tracking
-    copies, said, complete = _tracked_copies(s) if tracking else ([], [], True)  # (first: an append then is no cut)
-    v = verify(s.audit_path, keys_dir=s.keys_dir, copies=copies, where='the tracking server')
-    reason, ok, notes = v.reason, v.ok, [*v.notes, *said]
-    if ok and v.entries and not (copies and complete):  # (noted with a tracking store; without, only refused)
-        missing = _NO_COPY.format(why=_no_copy_why(tracking, complete))
+    tracked = _tracked_copies(s) if tracking else TrackedCopies([], [])  # (first: an append then is no cut)
+    v = verify(s.audit_path, keys_dir=s.keys_dir, copies=tracked.copies, where='the tracking server')
+    reason, ok, notes = v.reason, v.ok, [*v.notes, *tracked.notes]
+    if ok and (gap := _uncompared(tracking, tracked, v.entries)):
         if require_copy:
-            reason, ok = missing + _TRUSTED, False
-        elif tracking:
-            notes.append(missing)
+            reason, ok = gap + _TRUSTED, False
+        elif tracking and tracked.complete and not tracked.here:  # (the others are noted already)
+            notes.append(gap)
     return AuditVerdict(
         ok=ok,
         entries=v.entries,
@@ -126,7 +143,8 @@ def audit_verify(
         notes=notes,
         path=str(s.audit_path),
         tracking=shown_url(s.tracking_uri) if tracking else '',
-        copies_compared=len(copies) if tracking and complete else None,
+        copies_compared=len(tracked.copies) if tracking else None,
+        copies_complete=tracked.complete if tracking else None,
     )
 
 # %% ../../nbs/api/core/12_commands.ipynb #e0c7bc85

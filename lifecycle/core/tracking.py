@@ -291,28 +291,25 @@ def _workspace_runs(mlflow, state_dir, workspace: str):
 
 
 OLDER_LIFECYCLES_RUN = 'audit-checkpoint-of-older-lifecycles (keep: they write here)'
-_KEPT_FOR_OLDER: set[tuple[str, str]] = set()  # (tracking URI, experiment) whose oldest run this process has seen
 
 
 def _older_lifecycles_run(client, exp: str) -> None:
-    """Keep the audit experiment's oldest active run one no workspace owns, looked at once per process: a lifecycle
-    from before the copies were kept per workspace writes on that run whatever it holds, and would write over a
-    workspace's copy (its `audit verify` failing for good) on a tracking server shared while some workspaces are not
-    upgraded yet. One deleted is made again; two made at once are both harmless (they hold no copy)."""
-    if (client.tracking_uri, exp) in _KEPT_FOR_OLDER:
-        return
+    """Keep the audit experiment's oldest active run one no workspace owns, looked at each time a copy is written (one
+    query): a lifecycle from before the copies were kept per workspace writes on that run whatever it holds, and would
+    write over a workspace's copy (its `audit verify` failing for good) on a tracking server shared while some
+    workspaces are not upgraded yet. One deleted is made again; two made at once are both harmless (no copy in them)."""
     oldest = client.search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
-    if not oldest or AUDIT_WORKSPACE in oldest[0].data.tags:
-        start = max(oldest[0].info.start_time - 1, 0) if oldest else 0
-        note = {'audit.note': 'written on by lifecycles before per-workspace copies'}
-        client.create_run(exp, start, note, run_name=OLDER_LIFECYCLES_RUN)
-    _KEPT_FOR_OLDER.add((client.tracking_uri, exp))
+    if oldest and AUDIT_WORKSPACE not in oldest[0].data.tags:
+        return
+    start = max(oldest[0].info.start_time - 1, 0) if oldest else 0
+    note = {'audit.note': 'written on by lifecycles before per-workspace copies'}
+    client.create_run(exp, start, note, run_name=OLDER_LIFECYCLES_RUN)
 
 
 class Mirrored(NamedTuple):
     "What `log_audit_checkpoint` did: why it wrote nothing (`refused`), and why it left the copy there (`kept`)."
 
-    refused: str = ''  # the log does not bear out the checkpoint itself ('' when it does): nothing written
+    refused: str = ''  # the log does not bear out the checkpoint itself ('' when it does): no copy written
     kept: str = ''  # the copy there disagrees with the log: kept, the checkpoint written to a new run beside it
 
 
@@ -336,7 +333,6 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str
 
     exp, run = _workspace_runs(mlflow, state_dir, workspace)
     client, copy = mlflow.MlflowClient(), None
-    _older_lifecycles_run(client, exp)
     if run is not None and (tag := run.data.tags.get('audit.checkpoint')) is not None:
         try:
             copy = json.loads(tag)
@@ -348,6 +344,7 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict, workspace: str
     ahead = isinstance(copy, dict) and type(copy.get('entries')) is int and copy['entries'] >= cp['entries']
     if copy is not None and not why and ahead:
         return Mirrored()
+    _older_lifecycles_run(client, exp)  # (before a copy is written: one an older lifecycle would write over)
     tags = [RunTag('audit.checkpoint', json.dumps(cp, sort_keys=True)), RunTag('audit.entries', str(cp['entries']))]
     if run is None or why:  # (created tagged: no run of ours is ever without its workspace; newer than the kept one)
         start = max(int(time.time() * 1000), run.info.start_time + 1) if run is not None else None
@@ -380,6 +377,7 @@ class TrackedCopies(NamedTuple):
     copies: list
     notes: list[str]
     complete: bool = True
+    here: int = 0  # runs of copies written from a workspace folder at this path under another workspace id
 
 
 def _copies_noted(legacy: int, here: list[str]) -> list[str]:
@@ -396,8 +394,9 @@ def _copies_noted(legacy: int, here: list[str]) -> list[str]:
             f"{len(here)} run(s) on the tracking server hold copies of the checkpoint written from a workspace folder "
             f"at this path by a workspace of another id, not signed with this log's key (runs {shown} of the "
             f"'{AUDIT_EXPERIMENT}' experiment): they cannot be compared. This workspace's state folder was reset (if "
-            "on purpose, delete those runs and purge them with `mlflow gc`), or its audit log was replaced under a new "
-            "key and id; or a workspace at the same path on another machine shares this tracking server"
+            "on purpose, and the runs' `audit.workspace` tags name its old id, delete those runs and purge them with "
+            "`mlflow gc`), or its audit log was replaced under a new key and id; or a workspace at the same path on "
+            "another machine shares this tracking server (then leave them: they are its evidence)"
         )
     return notes
 
@@ -436,7 +435,7 @@ def tracked_audit_checkpoint(
             if not pages:
                 raise
             read = f"the tracking server failed after {pages * _RUNS_PAGE:,} runs ({type(e).__name__}): the rest unread"
-            return TrackedCopies(compared, [*_copies_noted(legacy, here), read], complete=False)
+            return TrackedCopies(compared, [*_copies_noted(legacy, here), read], False, len(here))
         pages += 1
         for run in page:
             if (tag := run.data.tags.get('audit.checkpoint')) is None:
@@ -456,4 +455,4 @@ def tracked_audit_checkpoint(
                 here.append(run.info.run_id)
         if not (token := page.token):
             break
-    return TrackedCopies(compared, _copies_noted(legacy, here))
+    return TrackedCopies(compared, _copies_noted(legacy, here), True, len(here))

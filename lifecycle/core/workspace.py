@@ -552,8 +552,8 @@ class Workspace(Settings):
                     return
 
                 def judge(copy) -> tuple[str, str]:  # (the checkpoint, then the copy there: one reading of the log)
-                    both = [cp] + ([] if copy is None else [copy])
-                    found = copies_problems(self.audit_path, both, self.keys_dir, [None, 'the tracking server'])
+                    both, where = [cp] + ([] if copy is None else [copy]), [None, 'the tracking server']
+                    found = copies_problems(self.audit_path, both, self.keys_dir, where[: len(both)])
                     return found[0], found[1] if copy is not None else ''
 
                 done = log_audit_checkpoint(self.mlflow, self.state_dir, cp, wid, judge, audit_folder_tag(self.root))
