@@ -77,7 +77,7 @@ def _tracked_copies(s: Workspace) -> TrackedCopies:
     return tracked._replace(notes=[*notes, *tracked.notes])
 
 
-def _uncompared(tracking: bool, tracked, entries: int) -> str:
+def _uncompared(tracking: bool, tracked: TrackedCopies, entries: int) -> str:
     "What keeps `audit verify` from vouching for the log by a tracking store's copies ('' when nothing does)."
     if tracked.here:
         return (
@@ -115,7 +115,8 @@ def audit_verify(
         False,
         '--require-copy',
         help="Fail (exit 3) when the log holds entries and no copy of its checkpoint on the tracking store was "
-        "compared: none there, no tracking store, or one that could not be read in full.",
+        "compared (none there, no tracking store, or one that could not be read in full), or when that store holds "
+        "copies written from a workspace folder at this path under another workspace id.",
     ),
 ):
     """Check the audit log: each entry's MAC, sequence, link and payload, its end against the checkpoint kept outside
