@@ -266,8 +266,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.audit.audit_key': ('api/core/audit.html#audit_key', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.checkpoint_path': ( 'api/core/audit.html#checkpoint_path',
                                                                                 'lifecycle/core/audit.py'),
-                                      'lifecycle.core.audit.copies_problem': ( 'api/core/audit.html#copies_problem',
-                                                                               'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.copies_problems': ( 'api/core/audit.html#copies_problems',
                                                                                 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.copy_problem': ('api/core/audit.html#copy_problem', 'lifecycle/core/audit.py'),

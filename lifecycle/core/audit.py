@@ -24,7 +24,7 @@ from .names import shown_path
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
            'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
            'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copies_problems',
-           'copies_problem', 'copy_problem', 'erase', 'migrate_legacy']
+           'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -952,15 +952,9 @@ def copies_problems(
     return [_copy_against(key, cp, end, w) for cp, w in zip(copies, wheres)]
 
 
-def copies_problem(path: str | Path, copies: list, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
-    """Why the log disagrees with the first of `copies` of its checkpoint kept at `where` that it disagrees with
-    ('' when it agrees with each): `copies_problems`, on one reading of the log."""
-    return next((p for p in copies_problems(path, copies, keys_dir, where) if p), '')
-
-
 def copy_problem(path: str | Path, cp, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
-    "Why the log disagrees with a copy of its checkpoint kept at `where` ('' when it agrees): `copies_problem` of one."
-    return copies_problem(path, [cp], keys_dir, where)
+    "Why the log disagrees with a copy of its checkpoint kept at `where` ('' when it agrees): `copies_problems` of one."
+    return copies_problems(path, [cp], keys_dir, where)[0]
 
 # %% ../../nbs/api/core/03_audit.ipynb #fc2e12d7
 def erase(
