@@ -35,6 +35,10 @@ $(STAMP): pyproject.toml constraints.txt
 # lifecycle package from source again and each pytest worker rewrites the asserts of every test module again.
 unexport PYTHONDONTWRITEBYTECODE
 
+# The test targets write their temporary files in RAM where /dev/shm allows it (why, and when not: tests/in_ram.sh);
+# LIFECYCLE_TEST_TMP=disk, or a TMPDIR of yours, keeps them on disk.
+IN_RAM := bash tests/in_ram.sh
+
 setup: $(STAMP) ## create .venv and install the workspace (only when pyproject.toml changed)
 
 run: setup ## run the whole lifecycle on the default dataset
@@ -47,23 +51,24 @@ test: setup lint check-sync test-parallel ## everything CI runs: lint, notebook/
 # server's test waits for its log's writer process to start (0.2 s), a test for a file's lock or a thread (run in turn
 # on 7 December: 112-131 s against 127-142 s with two, each of three pairs faster with three, at about the same CPU).
 test-fast: setup ## the fast tier: unit tests, three-row frames, in-process server; no pipeline run (under two minutes)
-	$(BIN)/python -m pytest -m "not slow" -n 3 --dist loadfile
+	$(IN_RAM) $(BIN)/python -m pytest -m "not slow" -n 3 --dist loadfile
 
 lint: setup ## ruff (rules in pyproject.toml [tool.ruff]) on the notebooks, library, tests, benchmarks and CI scripts
 	$(BIN)/ruff check .
 
 # The notebook asserts and the pytest suite side by side, each output kept together; either failing fails `make test`.
+# Both write their temporary files in one folder in RAM (tests/in_ram.sh).
 test-parallel: setup
-	@$(MAKE) --no-print-directory -j2 --output-sync=target nbdev-test pytest
+	@$(IN_RAM) $(MAKE) --no-print-directory -j2 --output-sync=target nbdev-test pytest
 
 check-sync: setup ## fail if nbdev-export or nbdev-clean would change any file
 	@$(BIN)/python .ci/check_sync.py
 
 nbdev-test: setup ## run the asserts in the library notebooks
-	$(BIN)/nbdev-test --n-workers 2
+	$(IN_RAM) $(BIN)/nbdev-test --n-workers 2
 
 pytest: setup ## every pytest tier (end-to-end, servers, reliability), three workers on two cores (many tests wait on a server or a subprocess), random order (seed in the header)
-	$(BIN)/python -m pytest -n 3 --dist loadfile -p randomly --durations=15
+	$(IN_RAM) $(BIN)/python -m pytest -n 3 --dist loadfile -p randomly --durations=15
 
 lab: setup ## JupyterLab on the workspace (installed on first use: the `lab` extra); stage notebooks run there with the params/ defaults
 	@test -x $(BIN)/jupyter-lab || $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[lab]" \
