@@ -32,6 +32,8 @@ if [ -n "$reason" ]; then
   exec "$@"
 fi
 
+# One run at a time from here to its folder held (another's look for folders to remove comes before or after it).
+exec {making}>>"/dev/shm/lifecycle-tests-$(id -u).lock" && flock "$making"
 # Folders that earlier runs kept (a failure) or left (a run killed): gone unless a run still holds its lock.
 for old in /dev/shm/lifecycle-tests.*; do
   [ -d "$old" ] && [ -O "$old" ] || continue
@@ -39,9 +41,14 @@ for old in /dev/shm/lifecycle-tests.*; do
   if flock -n "$fd"; then rm -rf "$old"; fi
   exec {fd}<&-
 done
-
-dir=$(mktemp -d /dev/shm/lifecycle-tests.XXXXXX) || { echo "in_ram.sh: cannot make a folder on /dev/shm" >&2; exec "$@"; }
+if ! dir=$(mktemp -d /dev/shm/lifecycle-tests.XXXXXX); then
+  exec {making}>&-
+  echo "in_ram.sh: cannot make a folder on /dev/shm: the tests' temporary files stay on disk" >&2
+  exec "$@"
+fi
+chmod 1777 "$dir"  # as /tmp: the tests' PostgreSQL cluster runs as the postgres user in a folder of its own in it
 exec {held}<"$dir" && flock -n "$held"  # held until this script ends (a later run leaves the folder alone)
+exec {making}>&-
 echo "in_ram.sh: the tests' temporary files are in $dir (RAM)" >&2
 TMPDIR=$dir "$@"
 status=$?
