@@ -114,7 +114,8 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
     import mlflow
 
     for name in ('mlflow', 'alembic'):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        if (logger := logging.getLogger(name)).level != logging.ERROR:  # (setLevel clears all loggers' caches: 0.3 ms)
+            logger.setLevel(logging.ERROR)
     engine = tracking_uri.split(':', 1)[0].split('+', 1)[0] if ':' in tracking_uri else ''  # (SQLAlchemy: lower case)
     if engine not in _ENGINES:  # (MLflow's own refusal of another comes later, as a traceback, or asks for a login)
         from lifecycle.core.settings import SettingsError, shown_url
