@@ -25,10 +25,15 @@ def _ram_usable() -> bool:
 pytestmark = pytest.mark.skipif(not _ram_usable(), reason='/dev/shm is no writable tmpfs with 8 GiB free here')
 
 
+def environ(**env) -> dict:
+    """The script's environment: none of the caller's TMPDIR or LIFECYCLE_TEST_TMP (the suite's own run has a TMPDIR,
+    and `LIFECYCLE_TEST_TMP=disk make pytest` must not send these runs to disk)."""
+    return {**{k: v for k, v in os.environ.items() if k not in ('TMPDIR', 'LIFECYCLE_TEST_TMP')}, **env}
+
+
 def run(*cmd: str, **env) -> subprocess.CompletedProcess:
-    "The script running `cmd`, with no TMPDIR of the caller's (the test suite's own runs in one)."
-    base = {k: v for k, v in os.environ.items() if k not in ('TMPDIR', 'LIFECYCLE_TEST_TMP')}
-    return subprocess.run(['bash', str(SCRIPT), *cmd], env={**base, **env}, capture_output=True, text=True, timeout=60)
+    "The script running `cmd` (environment: `environ`)."
+    return subprocess.run(['bash', str(SCRIPT), *cmd], env=environ(**env), capture_output=True, text=True, timeout=60)
 
 
 def test_a_passing_command_gets_a_fresh_folder_in_ram_that_goes_with_it():
@@ -51,13 +56,14 @@ def test_a_folder_a_running_command_holds_is_left_to_it(tmp_path):
     go = tmp_path / 'go'
     holder = subprocess.Popen(
         ['bash', str(SCRIPT), 'sh', '-c', f'echo "$TMPDIR"; while [ ! -e {go} ]; do sleep 0.05; done; ls "$TMPDIR"'],
-        env={k: v for k, v in os.environ.items() if k != 'TMPDIR'},
+        env=environ(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         folder = Path(holder.stdout.readline().strip())
+        assert folder.parent == Path('/dev/shm'), folder  # (not '': a `mine` in the working folder)
         (folder / 'mine').touch()
         assert run('true').returncode == 0  # another run, which removes folders no run holds
         assert (folder / 'mine').is_file()
