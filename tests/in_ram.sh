@@ -39,14 +39,22 @@ if [ -n "$reason" ]; then
   exec "$@"
 fi
 
-# One run at a time from here to its folder held (another's look for folders to remove comes before or after it).
-exec {making}>>"/dev/shm/lifecycle-tests-$(id -u).lock" && flock "$making"
-# Folders that earlier runs kept (a failure) or left (a run killed): gone unless a run still holds its lock.
+# One run at a time from here to its folder held (another's look for folders to remove comes before or after it). The
+# lock is in a folder of this user's that no one else can enter: /dev/shm is everyone's, and a lock file there could be
+# another user's symbolic link (created by this run wherever it points) or held by them (every run here waiting).
+locks=/dev/shm/lifecycle-tests-$(id -u)
+mkdir -m 700 "$locks" 2>/dev/null
+if ! { [ -d "$locks" ] && [ ! -L "$locks" ] && [ -O "$locks" ]; }; then
+  echo "in_ram.sh: the tests' temporary files stay on disk: $locks is not a folder of this user's" >&2
+  exec "$@"
+fi
+exec {making}>>"$locks/lock" && flock "$making"
+# Folders that earlier runs kept (a failure) or left (a run killed): gone unless a run still holds its lock. (flock(1)
+# opens each, not `exec`: a failed redirection of `exec` ends the script in POSIX mode, and the folder of a run that
+# passed meanwhile is gone by then.)
 for old in /dev/shm/lifecycle-tests.*; do
-  [ -d "$old" ] && [ -O "$old" ] || continue
-  exec {fd}<"$old" || continue
-  if flock -n "$fd"; then rm -rf "$old"; fi
-  exec {fd}<&-
+  [ -d "$old" ] && [ ! -L "$old" ] && [ -O "$old" ] || continue
+  flock -n "$old" rm -rf -- "$old"
 done
 reason=$(room_reason)
 if [ -n "$reason" ]; then
