@@ -9,10 +9,10 @@
 # cache on either, and tmpfs takes direct I/O (Linux 6.6 and later), so the journal's direct appends are still tested.
 #
 # Left on disk, as before: where TMPDIR is set already (yours is kept), where LIFECYCLE_TEST_TMP=disk, and where
-# /dev/shm is not a writable tmpfs with at least 8 GiB free (LIFECYCLE_TEST_RAM_GIB; the whole suite writes about
-# 6 GiB), counted after the stale folders below are gone. The folder goes when the command passes; when it fails it is
-# kept for a look (pytest prints the paths), and removed by the next run here that gets as far as its look for stale
-# folders (not one with a TMPDIR or LIFECYCLE_TEST_TMP=disk) once no run holds it.
+# /dev/shm is not a writable tmpfs with at least 8 GiB free, and as much memory available (LIFECYCLE_TEST_RAM_GIB; the
+# whole suite writes about 6 GiB), counted after the stale folders below are gone. The folder goes when the command
+# passes; when it fails it is kept for a look (pytest prints the paths), and removed by the next run here that gets as
+# far as its look for stale folders (not one with a TMPDIR or LIFECYCLE_TEST_TMP=disk) once no run holds it.
 set -uo pipefail
 
 [ -n "${TMPDIR:-}" ] && exec "$@"  # yours, or the folder of a run this one is part of (`make test`'s two halves)
@@ -30,7 +30,12 @@ room_reason() {
   case $need in '' | *[!0-9]*) need=8 ;; esac  # (a number only: $((...)) would evaluate anything else)
   kib=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')
   [ -n "$kib" ] && [ "$kib" -ge $((need * 1024 * 1024)) ] \
-    || echo "/dev/shm has $((${kib:-0} / 1024 / 1024)) GiB free, not $need"
+    || { echo "/dev/shm has $((${kib:-0} / 1024 / 1024)) GiB free, not $need"; return; }
+  # A tmpfs's size is a cap, not memory set aside (here /dev/shm's 24 GiB is more than the machine's 23), and what it
+  # holds is RAM that nothing can reclaim (no swap): the memory must be there too.
+  kib=$(awk '$1 == "MemAvailable:" {print $2}' /proc/meminfo 2>/dev/null)
+  [ -n "$kib" ] && [ "$kib" -ge $((need * 1024 * 1024)) ] \
+    || echo "$((${kib:-0} / 1024 / 1024)) GiB of memory available, not $need"
 }
 
 reason=$(ram_reason)
