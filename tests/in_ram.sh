@@ -38,21 +38,23 @@ room_reason() {
     || echo "$((${kib:-0} / 1024 / 1024)) GiB of memory available, not $need"
 }
 
-reason=$(ram_reason)
-if [ -n "$reason" ]; then
-  echo "in_ram.sh: the tests' temporary files stay on disk: $reason" >&2
+# The command run with its temporary files on disk, saying why ($1); the creation lock let go first if held.
+on_disk() {
+  [ -n "${making:-}" ] && exec {making}>&-
+  echo "in_ram.sh: the tests' temporary files stay on disk: $1" >&2
+  shift
   exec "$@"
-fi
+}
+
+reason=$(ram_reason)
+[ -n "$reason" ] && on_disk "$reason" "$@"
 
 # One run at a time from here to its folder held (another's look for folders to remove comes before or after it). The
 # lock is in a folder of this user's that no one else can enter: /dev/shm is everyone's, and a lock file there could be
 # another user's symbolic link (created by this run wherever it points) or held by them (every run here waiting).
 locks=/dev/shm/lifecycle-tests-$(id -u)
 mkdir -m 700 "$locks" 2>/dev/null
-if ! { [ -d "$locks" ] && [ ! -L "$locks" ] && [ -O "$locks" ]; }; then
-  echo "in_ram.sh: the tests' temporary files stay on disk: $locks is not a folder of this user's" >&2
-  exec "$@"
-fi
+[ -d "$locks" ] && [ ! -L "$locks" ] && [ -O "$locks" ] || on_disk "$locks is not a folder of this user's" "$@"
 exec {making}>>"$locks/lock" && flock "$making"
 # Folders that earlier runs kept (a failure) or left (a run killed): gone unless a run still holds its lock. (flock(1)
 # opens each, not `exec`: a failed redirection of `exec` ends the script in POSIX mode, and the folder of a run that
@@ -62,16 +64,8 @@ for old in /dev/shm/lifecycle-tests.*; do
   flock -n "$old" rm -rf -- "$old"
 done
 reason=$(room_reason)
-if [ -n "$reason" ]; then
-  exec {making}>&-
-  echo "in_ram.sh: the tests' temporary files stay on disk: $reason" >&2
-  exec "$@"
-fi
-if ! dir=$(mktemp -d /dev/shm/lifecycle-tests.XXXXXX); then
-  exec {making}>&-
-  echo "in_ram.sh: cannot make a folder on /dev/shm: the tests' temporary files stay on disk" >&2
-  exec "$@"
-fi
+[ -n "$reason" ] && on_disk "$reason" "$@"
+dir=$(mktemp -d /dev/shm/lifecycle-tests.XXXXXX) || on_disk "no folder could be made on /dev/shm" "$@"
 chmod 1777 "$dir"  # as /tmp: the tests' PostgreSQL cluster runs as the postgres user in a folder of its own in it
 exec {held}<"$dir" && flock -n "$held"  # held until this script ends (a later run leaves the folder alone)
 exec {making}>&-
