@@ -233,6 +233,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._digests': ('api/core/audit.html#_digests', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._entry': ('api/core/audit.html#_entry', 'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit._existing_key': ( 'api/core/audit.html#_existing_key',
+                                                                              'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._forget_torn_bytes': ( 'api/core/audit.html#_forget_torn_bytes',
                                                                                    'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._head_problem': ( 'api/core/audit.html#_head_problem',

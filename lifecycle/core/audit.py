@@ -76,6 +76,13 @@ def audit_key(folder: Path, create: bool = True) -> bytes | None:
     return key
 
 
+def _existing_key(log: Path, keys_dir: str | Path | None = None) -> tuple[Path | None, bytes | None]:
+    """The keys folder of the log at `log` (resolved) and its audit key, neither made: (None, None) when the state
+    folder has no workspace id, (folder, None) when the folder has no key. `AuditError`: a damaged key or id."""
+    folder = keys_folder(log, keys_dir, create=False)
+    return folder, (audit_key(folder, create=False) if folder else None)
+
+
 class AuditKeyMissing(AuditError):
     "A log with entries whose key is not in the keys folder looked in: refused before anything ran (exit 2)."
 
@@ -507,8 +514,7 @@ def _authentic(log: Path, chain: list[dict]) -> list[dict]:
     written: an approval signed after its signer's key was revoked went through, an alias moved outside lifecycle
     was served (review AH). Deleted or reordered entries are `audit verify`'s to find (their links, the checkpoint)."""
     try:
-        folder = keys_folder(log, create=False)
-        key = folder and audit_key(folder, create=False)
+        key = _existing_key(log)[1]
     except AuditError:  # (a damaged key: every command that writes says so; a reader reads on)
         return chain
     if not key:  # (no key here: another user, a copy without its keys folder; nothing can be checked)
@@ -765,8 +771,7 @@ def verify(
     except JournalError as e:
         return fail(0, str(e))
     try:  # the key, then the checkpoint, before the log: an append meanwhile leaves the log longer, never shorter
-        folder = keys_folder(log, keys_dir, create=False)
-        key, keyless = folder and audit_key(folder, create=False), None
+        (folder, key), keyless = _existing_key(log, keys_dir), None
     except AuditError as e:
         folder, key, keyless = None, None, e
     unkeyed = (
@@ -858,8 +863,7 @@ def verify(
 def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> dict | None:
     "The signed checkpoint of the log kept outside the workspace, or None when there is none (or no key)."
     log = Path(path).resolve()
-    folder = keys_folder(log, keys_dir, create=False)
-    key = folder and audit_key(folder, create=False)
+    folder, key = _existing_key(log, keys_dir)
     if not key:
         return None
     return _load_checkpoint(folder, log, key)[0]
@@ -875,8 +879,7 @@ def end_problem(path: str | Path, keys_dir: str | Path | None = None, strict: bo
     says it."""
     log = Path(path).resolve()
     try:
-        folder = keys_folder(log, keys_dir, create=False)
-        key = folder and audit_key(folder, create=False)
+        folder, key = _existing_key(log, keys_dir)
     except AuditError:
         return ''
     if not key:
@@ -898,8 +901,7 @@ def _no_checkpoint(folder: Path, log: Path, n: int) -> str:
 
 def signed_here(path: str | Path, keys_dir: str | Path | None = None):
     "Whether a copy of a checkpoint is signed with the key of the log at `path` (none is, without its key): a test."
-    folder = keys_folder(Path(path).resolve(), keys_dir, create=False)
-    key = folder and audit_key(folder, create=False)
+    key = _existing_key(Path(path).resolve(), keys_dir)[1]
     return lambda cp: bool(key) and mac_ok(key, cp)
 
 
@@ -935,8 +937,7 @@ def copies_problems(
     workspace). It checks no link: `verify` does, comparing its `copies` on the chain it read; this is the mirror's
     test before it writes, of its checkpoint and the copy it would write over, together."""
     log = Path(path).resolve()
-    folder = keys_folder(log, keys_dir, create=False)
-    key = folder and audit_key(folder, create=False)
+    key = _existing_key(log, keys_dir)[1]
     wheres = list(where) if isinstance(where, (list, tuple)) else [where] * len(copies)
     if len(wheres) != len(copies):
         raise ValueError(f"where: expected one place for each of the {len(copies)} copies, found {len(wheres)}")
