@@ -1129,3 +1129,21 @@ def test_the_prediction_logs_own_database_failures_say_no_piece_of_its_url(monke
         predlog._add_model_column(engine)
     assert 'could not be added (OperationalError: connection failed: ' in str(e.value), str(e.value)
     assert 'role "***" does not exist' in str(e.value) and user not in str(e.value), str(e.value)
+
+
+@pytest.mark.slow
+def test_run_reports_withhold_a_source_file_named_with_an_address(tmp_path, arrests):
+    """Review GM: `lifecycle run` from a file named with an e-mail address wrote its name whole into the executed ingest
+    notebook (its injected params, papermill's metadata and the input table it displays), the model card's notebook
+    and the evidence site's pages and search index; every other record of the run withholds it."""
+    from conftest import cli, make_workspace, set_yaml
+
+    ws = make_workspace(tmp_path / 'ws')
+    (ws / 'data').mkdir()
+    arrests.to_csv(ws / 'data' / f'{ADDRESS}.csv', index=False)
+    set_yaml(ws / 'params' / 'ingest.yaml', source=f'data/{ADDRESS}.csv')
+    r = cli(ws, 'run')
+    assert r.returncode == 0, r.stdout + r.stderr
+    said = [p for p in (ws / 'reports').rglob('*') if p.is_file() and ADDRESS.encode() in p.read_bytes()]
+    assert not said, said
+    assert 'withheld' in next((ws / 'reports' / 'runs').rglob('01_ingest.ipynb')).read_text()

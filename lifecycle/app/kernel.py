@@ -121,9 +121,10 @@ def _watching(channel, km, every: float = 1.0) -> None:
     channel.get_msg = get_msg
 
 
-def _keep_whole(tmp: Path, dst: Path) -> None:
+def _keep_whole(tmp: Path, dst: Path, shown: dict | None = None) -> None:
     """Give the executed notebook papermill wrote to `tmp` its name `dst` if it is whole (a failed stage's is evidence
-    too); remove one a full disk or a kill cut short: nothing half written under a notebook's name."""
+    too); remove one a full disk or a kill cut short: nothing half written under a notebook's name. With `shown`, the
+    notebook records those parameters instead of the ones it ran with (its injected cell and papermill's metadata)."""
     import nbformat
 
     if not tmp.exists():
@@ -133,10 +134,25 @@ def _keep_whole(tmp: Path, dst: Path) -> None:
     except Exception:  # (a truncated file: not JSON, or not a notebook)
         tmp.unlink(missing_ok=True)
         return
+    changed = shown is not None  # (recorded before it takes its name: never a password under it, even for a moment)
+    if changed:
+        _record_parameters(nb, shown)
     if nb.metadata.get('papermill', {}).get('output_path'):  # (the evidence's own name, not the one it was written to)
-        nb.metadata['papermill']['output_path'] = str(dst)
+        nb.metadata['papermill']['output_path'], changed = str(dst), True
+    if changed:
         nbformat.write(nb, str(tmp))
     os.replace(tmp, dst)
+
+
+def _record_parameters(nb, shown: dict) -> None:
+    "Make executed notebook `nb` record the parameters `shown`: its injected cell's code and papermill's metadata."
+    from papermill.translators import translate_parameters
+
+    for cell in nb.cells:
+        if 'injected-parameters' in cell.get('metadata', {}).get('tags', []):
+            cell.source = translate_parameters('python3', 'python', shown, 'Parameters')
+    if 'papermill' in nb.metadata:
+        nb.metadata['papermill']['parameters'] = shown
 
 
 class StageKernel:
@@ -158,8 +174,9 @@ class StageKernel:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def execute(self, src: Path, dst: Path, parameters: dict) -> None:
-        "Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate)."
+    def execute(self, src: Path, dst: Path, parameters: dict, shown: dict | None = None) -> None:
+        """Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate); `shown`, when given, is
+        what `dst` records of them instead (its injected cell and metadata), such as a database password withheld."""
         if not self.fresh and self.km is None:
             self._start()  # the kernel boots while papermill is imported
         import papermill as pm
@@ -186,7 +203,7 @@ class StageKernel:
             outcome = 'failed'
             raise
         finally:
-            _keep_whole(tmp, Path(dst))
+            _keep_whole(tmp, Path(dst), shown)
             if self.fresh:
                 self.started += 1
             elif self.km is None:

@@ -255,6 +255,19 @@ def _run_stages(
     return m, results
 
 
+def _shown_parameters(parameters: dict) -> dict | None:
+    """`parameters` as a stage's executed notebook may record them (the reports and the evidence site publish it): the
+    ingest source as `shown_source` shows it, a database URL's user and password and a file named with an e-mail
+    address or a phone number withheld; None when they show nothing to withhold."""
+    from ..data.sources import shown_source
+
+    ingest = parameters.get('params', {}).get('ingest') or {}
+    source = ingest.get('source')
+    if not isinstance(source, str) or shown_source(source) == source:
+        return None
+    return {**parameters, 'params': {**parameters['params'], 'ingest': {**ingest, 'source': shown_source(source)}}}
+
+
 def _stopped(ws: Workspace, run_dir: Path, e: BaseException) -> None:
     "Record a run that stopped without a stage failing (interrupted, or an error of ours) as failed, and why."
     why = 'interrupted' if isinstance(e, KeyboardInterrupt) else f'stopped: {type(e).__name__}'
@@ -288,7 +301,7 @@ def _run_stage(
     m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
     parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
     try:
-        kernel.execute(src, m.run_dir / st.notebook, parameters)
+        kernel.execute(src, m.run_dir / st.notebook, parameters, _shown_parameters(parameters))
     except Exception as e:
         m, dur, msg = RunManifest.load(m.run_dir), time.perf_counter() - t0, _error_message(e)
         m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
