@@ -1452,6 +1452,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.data.pii._written_as_name': ('api/data/pii.html#_written_as_name', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._year_span': ('api/data/pii.html#_year_span', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.band_labels': ('api/data/pii.html#band_labels', 'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii.card_numbers': ('api/data/pii.html#card_numbers', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.digest': ('api/data/pii.html#digest', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.finding_salt': ('api/data/pii.html#finding_salt', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.generalise': ('api/data/pii.html#generalise', 'lifecycle/data/pii.py'),

@@ -1924,3 +1924,33 @@ def test_an_address_on_a_pt_or_zip_domain_in_a_header_a_file_stem_or_dataset_is_
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'bob@sapo.pt'],
                env={'LIFECYCLE_WORKSPACE': str(ws)})  # fmt: skip
     assert r.exit_code == 2 and 'sapo' not in r.output and '--dataset (withheld: it holds an e-mail' in r.output
+
+
+def test_payment_card_numbers_are_personal_not_features_or_free_text():
+    """Review GM: a column of card numbers was proposed personal: false, stored as whole numbers a model input (its
+    range in ingest.yaml), written with spaces free text kept raw in every snapshot; repeated, the ingestion boundary
+    let them through a column declared not personal. Numbers of 13 to 19 digits whose Luhn check digit is right are
+    personal; numbers as long whose check digit is as often wrong as chance has it are not."""
+    from lifecycle.core.params import IngestParams
+    from lifecycle.data.checks import Chunk, Totals, _personal_data
+    from lifecycle.data.infer import column_rule
+
+    rng = np.random.default_rng(0)
+
+    def luhn(body: str) -> str:  # (body + its check digit)
+        total = sum(d if i % 2 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(map(int, reversed(body))))
+        return body + str(-total % 10)
+
+    cards = [luhn('4' + ''.join(map(str, rng.integers(0, 10, 14)))) for _ in range(200)]
+    spaced = [' '.join(c[i : i + 4] for i in range(0, 16, 4)) for c in cards]
+    for values, name in ((pd.Series(cards).astype('int64'), 'cc'), (pd.Series(spaced), 'card'), (spaced[:4] * 50, 'x')):
+        rule, why = column_rule(pd.Series(values), name)
+        assert rule['personal'] is True and rule['pii'] == {'method': 'redact'}, (name, rule, why)
+        assert 'payment card number' in why and not any(c[-8:] in why.replace(' ', '') for c in cards)
+    wrong = [c[:-1] + str((int(c[-1]) + 1) % 10) for c in cards]  # (no right check digit: account numbers, amounts)
+    assert column_rule(pd.Series(wrong).astype('int64'), 'amount_cents')[0]['personal'] is False
+    assert column_rule(pd.Series(rng.integers(10**15, 10**16, 200)), 'reading')[0]['personal'] is False
+    cols = {'card': {'dtype': 'str', 'personal': False}, 'y': {'dtype': 'int', 'personal': False}}
+    p = IngestParams(source='x.csv', dataset='d', target='y', columns=cols)
+    (f,) = _personal_data(Chunk(pd.DataFrame({'card': spaced[:4] * 50, 'y': 0}), p), p, Totals.of(p))
+    assert f['found'] == '200 of 200 value(s) look like payment card numbers' and spaced[0] not in json.dumps(f)

@@ -19,7 +19,7 @@ import pandas as pd
 from .sources import _WHOLE, date_orders, exact_int64, mixed_orders
 import yaml
 from ..core.params import load_params
-from .pii import _INSIDE, holds_contact, looks_personal, phone_numbers, shown_column_name
+from .pii import _INSIDE, card_numbers, holds_contact, looks_personal, phone_numbers, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
@@ -309,6 +309,9 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
         return None, 'date'
     if dtype in ('str', 'int') and says_number_of_a_person(name):  # (a phone number stored as a number too)
         return {'method': 'redact'}, 'a phone or personal number by its name'
+    cards = int(card_numbers(s.dropna().astype('int64').astype(str)).sum()) if dtype == 'int' else 0
+    if cards >= 3 and cards * 2 >= s.count():  # (stored as numbers: a model input, its range in ingest.yaml, review GM)
+        return {'method': 'redact'}, f'{cards} of {s.count()} values look like payment card numbers'
     if dtype != 'str':
         return None, ''
     people = names_people(name)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
-           'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'PersonalFinding', 'looks_personal',
+           'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'card_numbers', 'PersonalFinding', 'looks_personal',
            'shown_column_name', 'header_may_be_data', 'shown_value']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
@@ -143,6 +143,7 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
+_CARD_KIND = 'payment card number'  # (13 to 19 digits with a right check digit: `card_numbers`)
 _ONE_NAME = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"  # one word of letters in any script: `Müller`, `O'Neil`, `Ana-Lu`
 _ONE_NAMES_MIN = 8  # distinct ones, for a people column's single words to be names (`contact`: cellular, telephone)
 
@@ -185,6 +186,22 @@ def phone_numbers(values: pd.Series, min_digits: int = 7, alone: bool = False) -
     return (phone & ~_numeric_band(values) & ~_year_span(values)).fillna(False).astype(bool)
 
 
+_CARD = r'\d(?:[ -]?\d){12,18}'  # 13 to 19 digits, grouped by spaces or dashes or not: a payment card's number
+
+
+def card_numbers(values: pd.Series) -> pd.Series:
+    """Which whole values (text, stripped) are payment card numbers: 13 to 19 digits (`4111 1111 1111 1111`) whose
+    Luhn check digit is right, as one number in ten chosen at random has (so a column is judged by its share)."""
+    import pandas as pd
+
+    def luhn(text: str) -> bool:
+        digits = [int(c) for c in reversed(text) if c.isdigit()]
+        return sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits)) % 10 == 0
+
+    written = values.str.fullmatch(_CARD).fillna(False).astype(bool)
+    return pd.Series([bool(w) and luhn(v) for v, w in zip(values, written)], index=values.index, dtype=bool)
+
+
 @dataclass(frozen=True)
 class PersonalFinding:
     "What a column seems to hold: the kind of personal value, how many values matched, how many were read."
@@ -220,7 +237,9 @@ def looks_personal(
         free = kinds.isna()
         kinds[free & distinct.str.fullmatch(pattern)] = kind
     kinds[(kinds == 'phone number') & ~phone_numbers(distinct)] = None  # (too few or many digits, a band, years)
-    for kind in _PATTERNS:
+    card = card_numbers(distinct) & (kinds.isna() | kinds.isin(['phone number', 'identifier']))  # (16 digits: no
+    kinds[card] = _CARD_KIND  # phone; spaced: no identifier; repeated: no identifier either, review GM)
+    for kind in (*_PATTERNS, _CARD_KIND):
         hit = (kinds == kind).to_numpy()
         matched = int(counts.to_numpy()[hit].sum())
         if not matched:
