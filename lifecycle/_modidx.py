@@ -3226,6 +3226,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/release/container.py'),
                                              'lifecycle.release.container._serves_already': ( 'api/release/container.html#_serves_already',
                                                                                               'lifecycle/release/container.py'),
+                                             'lifecycle.release.container._source_withheld': ( 'api/release/container.html#_source_withheld',
+                                                                                               'lifecycle/release/container.py'),
                                              'lifecycle.release.container._swap_in': ( 'api/release/container.html#_swap_in',
                                                                                        'lifecycle/release/container.py'),
                                              'lifecycle.release.container._verified': ( 'api/release/container.html#_verified',

@@ -446,3 +446,22 @@ def test_a_bundle_of_a_workspace_in_a_folder_named_by_an_e_mail_address_ships_no
     assert load_bundled(Workspace.open(root), name, '1').version == '1'  # its signature verifies
     model = mlflow.pyfunc.load_model(str(root / 'model'))  # and MLflow loads the folder as it is shipped
     assert model.predict(pd.DataFrame([REC])).shape == (1,)
+
+
+def test_bundle_ships_no_database_password_or_address_of_the_source(tiny_copy, tmp_path):
+    """Review GM: a bundle copied the params folder as it was, so a database source's user and password (or a source
+    file named with an e-mail address) went into the bundle's ingest.yaml and the image built from it. The bundle's
+    copy names the source as messages do; its params still load; the workspace's own file is untouched."""
+    from lifecycle.core.params import load_params
+
+    ws = tiny_copy
+    own = ws.params_dir / 'ingest.yaml'
+    text = own.read_text()
+    url = 'postgresql+psycopg://alice:S3cretPW@db.example/crm'
+    own.write_text(re.sub(r'(?m)^source:.*$', f'source: "{url}"\nquery: SELECT * FROM arrests', text, count=1))
+    b = release_bundle(ws, ws.params['register'].model_name, '1', tmp_path / 'bundle')
+    shipped = Path(b['path'])
+    said = [p for p in shipped.rglob('*') if p.is_file() and b'S3cretPW' in p.read_bytes()]
+    assert not said and 'alice' not in (shipped / 'params' / 'ingest.yaml').read_text(), said
+    assert load_params(shipped / 'params')['ingest'].source.startswith('postgresql+psycopg://***:***@db.example')
+    assert url in own.read_text()

@@ -273,6 +273,27 @@ def tidy_bundle(dest: str | Path) -> Path | None:
     return dest if dest.exists() else None
 
 
+def _source_withheld(path: Path) -> None:
+    """Rewrite a bundle's `ingest.yaml` with its source as `shown_source` shows it (review GM): a database URL's user
+    and password, or a file named with an e-mail address, went whole into every bundle and the image built from it.
+    The server reads the columns' contract, never the source; the workspace's own file is left as it is."""
+    import re
+
+    import yaml
+    from lifecycle.data.sources import shown_source
+
+    if not path.is_file():
+        return
+    text = path.read_text()
+    source = (yaml.safe_load(text) or {}).get('source')
+    if not isinstance(source, str) or (shown := shown_source(source)) == source:
+        return
+    new = re.sub(r'(?m)^source:.*$', lambda m: f'source: {json.dumps(shown)}', text, count=1)
+    if (yaml.safe_load(new) or {}).get('source') != shown:  # (a source written over several lines: its comments go)
+        new = yaml.safe_dump({**yaml.safe_load(text), 'source': shown}, sort_keys=False, allow_unicode=True)
+    atomic_write(path, new)
+
+
 def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, releaser) -> dict:
     "`release_bundle`'s files, written in `dest` (a new folder), release.json last."
     import lifecycle
@@ -295,6 +316,7 @@ def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, relea
     )
     atomic_write(dest / 'lib' / 'lifecycle' / '__main__.py', _MAIN)
     shutil.copytree(ws.params_dir, dest / 'params', ignore=shutil.ignore_patterns('.*'))
+    _source_withheld(dest / 'params' / 'ingest.yaml')  # (shipped in an image: never a database password)
     atomic_write(dest / 'requirements.txt', '\n'.join(reqs) + '\n')
     atomic_write(dest / 'signature.json', json.dumps(signed, indent=1, sort_keys=True))
     atomic_write(dest / 'settings.ini', SETTINGS.format(name=name, version=version, environment=ws.environment))
