@@ -538,6 +538,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/core/names.py'),
                                       'lifecycle.core.names.holds_contact': ( 'api/core/names.html#holds_contact',
                                                                               'lifecycle/core/names.py'),
+                                      'lifecycle.core.names.shown_given': ('api/core/names.html#shown_given', 'lifecycle/core/names.py'),
                                       'lifecycle.core.names.shown_path': ('api/core/names.html#shown_path', 'lifecycle/core/names.py')},
             'lifecycle.core.params': { 'lifecycle.core.params.CardParams': ('api/core/params.html#cardparams', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.Cohort': ('api/core/params.html#cohort', 'lifecycle/core/params.py'),

@@ -1147,3 +1147,15 @@ def test_run_reports_withhold_a_source_file_named_with_an_address(tmp_path, arre
     said = [p for p in (ws / 'reports').rglob('*') if p.is_file() and ADDRESS.encode() in p.read_bytes()]
     assert not said, said
     assert 'withheld' in next((ws / 'reports' / 'runs').rglob('01_ingest.ipynb')).read_text()
+
+
+@pytest.mark.parametrize('args', [['stats'], ['{ws}/batch.csv'], ['stats', '--json']])
+def test_ingest_refusing_an_undeclared_dataset_withholds_its_name(tmp_path, args):
+    "`lifecycle ingest ... --dataset bob@corp.example` was refused quoting the address (review GM); `init` withheld it."
+    from conftest import cli, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    r = cli(ws, 'ingest', *[a.format(ws=ws) for a in args], '--dataset', ADDRESS)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert ADDRESS not in out and "--dataset (withheld" in out and "declares dataset 'arrests'" in out

@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 from urllib.parse import quote
 
 # %% auto #0
-__all__ = ['holds_contact', 'shown_path']
+__all__ = ['holds_contact', 'shown_given', 'shown_path']
 
 # %% ../../nbs/api/core/16_names.ipynb #6558cb49
 _HHMM = r'(?:[01]\d|2[0-3])[0-5]\d'  # a time of day as `0800` is written
@@ -85,6 +85,14 @@ def holds_contact(name: str, folder: bool = False) -> bool:
     # each run matched from its start alone, in linear time)
     mail = next(p for kind, p, _ in _INSIDE if 'e-mail' in kind)
     return '@' in text and bool(re.search(mail, re.sub(r'(?<![\w.+-])[\w.+-]+(?=@)', lambda m: m[0][-64:], text)))
+
+
+def shown_given(value: str) -> str:
+    """A name a user gave an option (`--dataset`), as a refusal may quote it: `repr(value)`, or a note that it is
+    withheld when it holds an e-mail address or a phone number (`holds_contact`, read as a folder's name: `ann@sapo.pt`
+    is an address, not a file of type `.pt`)."""
+    held = holds_contact(value, folder=True)
+    return '(withheld: it holds an e-mail address or a phone number)' if held else repr(value)
 
 
 def _contacts_withheld(text: str) -> str:

@@ -14,7 +14,7 @@ import typer
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
 from ..core.cli_support import printable, _MOST_EVERY
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
-from ..core.names import _held_swaps, _swapped, _withheld_result
+from ..core.names import _held_swaps, _swapped, _withheld_result, shown_given
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -295,7 +295,7 @@ def ingest(
     p, rp = s.params['ingest'], s.params['register']
     if dataset is not None and dataset != p.dataset:  # (for `stats` too: a misspelt name counts no batch, said)
         raise CommandError(
-            f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
+            f"--dataset {shown_given(dataset)}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
         )
     if source == 'stats':
         from lifecycle.data.ingest import batch_stats

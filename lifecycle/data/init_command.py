@@ -287,15 +287,13 @@ def _dataset_name_or_refuse(dataset: str) -> None:
     "Refuse a --dataset that `ingest.yaml`'s `dataset` key would not take, naming the option (review CK)."
     import re
     from lifecycle.core.params import IngestParams
-    from lifecycle.data.pii import holds_contact
+    from lifecycle.core.names import shown_given
 
     pattern = next(m.pattern for m in IngestParams.model_fields['dataset'].metadata if getattr(m, 'pattern', None))
     if not re.fullmatch(pattern, dataset):
-        held = holds_contact(dataset, folder=True)  # (a name, no file: its `.pt` is no type, `ann@sapo.pt`)
-        shown = '(withheld: it holds an e-mail address or a phone number)' if held else repr(dataset)
         raise CommandError(
-            f"--dataset {shown}: expected letters, digits, '_', '.' and '-' only (it names the dataset, its model "
-            "and their files)",
+            f"--dataset {shown_given(dataset)}: expected letters, digits, '_', '.' and '-' only (it names the dataset, "
+            "its model and their files)",
             EXIT_INPUT,
         )
 
