@@ -54,6 +54,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.app.kernel._keep_whole': ('api/app/kernel.html#_keep_whole', 'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._record_parameters': ( 'api/app/kernel.html#_record_parameters',
                                                                                    'lifecycle/app/kernel.py'),
+                                      'lifecycle.app.kernel._scratch_notebook': ( 'api/app/kernel.html#_scratch_notebook',
+                                                                                  'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._shared_kernel_engine': ( 'api/app/kernel.html#_shared_kernel_engine',
                                                                                       'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._watching': ('api/app/kernel.html#_watching', 'lifecycle/app/kernel.py')},

@@ -3,6 +3,7 @@ parameter re-runs its stage and everything after it. The cold run is the session
 trained as alice); each test that changes a workspace gets its own copy of it (`trained`)."""
 
 from __future__ import annotations
+import os
 import json
 import re
 from pathlib import Path
@@ -489,21 +490,32 @@ def test_stage_parameters_are_recorded_with_the_source_withheld():
 
 
 @pytest.mark.slow
-def test_stage_kernel_runs_with_the_parameters_and_records_the_shown_ones(tmp_path):
-    "The notebook runs with the real parameters; the file it leaves records `shown` alone (review GM)."
+def test_stage_kernel_runs_with_the_parameters_and_records_the_shown_ones(tmp_path, monkeypatch):
+    """The notebook runs with the real parameters; the file it leaves records `shown` alone (review GM). Papermill
+    writes it, parameters and all, before it is given its name: in the scratch folder, so that a kill between the two
+    leaves the password there, never beside the reports; a notebook a dead process left in scratch is removed."""
     import nbformat
+    from lifecycle.app import kernel as stage_kernel
     from lifecycle.app.kernel import StageKernel
 
+    reports, scratch = tmp_path / 'reports', tmp_path / 'state' / 'stages-running'
+    reports.mkdir()
+    scratch.mkdir(parents=True)
+    (scratch / '999999999-r0-out.ipynb').write_text('{"left": "S3cretPW"}')  # (a stage killed by a process now gone)
     params = nbformat.v4.new_code_cell("source = None")
     params.metadata['tags'] = ['parameters']
     nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell("print('ran with', len(source))")])
     nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
     nbformat.write(nb, tmp_path / 'stage.ipynb')
+    given, shown = {'source': 'pg://u:S3cretPW@h/d'}, {'source': 'pg://***'}
     with StageKernel(tmp_path) as kernel:
-        kernel.execute(
-            tmp_path / 'stage.ipynb', tmp_path / 'out.ipynb', {'source': 'pg://u:S3cretPW@h/d'}, {'source': 'pg://***'}
-        )
-    text = (tmp_path / 'out.ipynb').read_text()
-    assert 'S3cretPW' not in text and 'ran with 19' in text and 'pg://***' in text
-    out = nbformat.read(tmp_path / 'out.ipynb', as_version=4)
-    assert out.metadata.papermill.parameters == {'source': 'pg://***'} and not list(tmp_path.glob('.*.tmp*'))
+        kernel.execute(tmp_path / 'stage.ipynb', reports / 'out.ipynb', given, shown, scratch)
+        text = (reports / 'out.ipynb').read_text()
+        assert 'S3cretPW' not in text and 'ran with 19' in text and 'pg://***' in text
+        out = nbformat.read(reports / 'out.ipynb', as_version=4)
+        assert out.metadata.papermill.parameters == shown
+        assert [p.name for p in reports.iterdir()] == ['out.ipynb'] and not list(scratch.iterdir())
+        monkeypatch.setattr(stage_kernel, '_keep_whole', lambda *a: None)  # (killed once papermill wrote it)
+        kernel.execute(tmp_path / 'stage.ipynb', reports / 'again.ipynb', given, shown, scratch)
+    assert not [p.name for p in reports.iterdir() if 'S3cretPW' in p.read_text()]
+    assert [p.name for p in scratch.iterdir() if 'S3cretPW' in p.read_text()] == [f'{os.getpid()}-reports-again.ipynb']

@@ -124,11 +124,13 @@ def _watching(channel, km, every: float = 1.0) -> None:
 def _keep_whole(tmp: Path, dst: Path, shown: dict | None = None) -> None:
     """Give the executed notebook papermill wrote to `tmp` its name `dst` if it is whole (a failed stage's is evidence
     too); remove one a full disk or a kill cut short: nothing half written under a notebook's name. With `shown`, the
-    notebook records those parameters instead of the ones it ran with (its injected cell and papermill's metadata)."""
+    notebook records those parameters instead of the ones it ran with (its injected cell and papermill's metadata),
+    written beside `dst` before it takes its name (`tmp` may be in another folder: `StageKernel.execute`'s scratch)."""
     import nbformat
 
     if not tmp.exists():
         return
+    out = dst.with_name(f'.{dst.stem}.tmp.ipynb')  # (beside `dst`: renamed into place whole)
     try:
         nb = nbformat.read(str(tmp), as_version=4)
     except Exception:  # (a truncated file: not JSON, or not a notebook)
@@ -139,9 +141,24 @@ def _keep_whole(tmp: Path, dst: Path, shown: dict | None = None) -> None:
         _record_parameters(nb, shown)
     if nb.metadata.get('papermill', {}).get('output_path'):  # (the evidence's own name, not the one it was written to)
         nb.metadata['papermill']['output_path'], changed = str(dst), True
-    if changed:
-        nbformat.write(nb, str(tmp))
-    os.replace(tmp, dst)
+    if changed or out != tmp:
+        nbformat.write(nb, str(out))
+    if out != tmp:
+        tmp.unlink(missing_ok=True)
+    os.replace(out, dst)
+
+
+def _scratch_notebook(scratch: Path, dst: Path) -> Path:
+    """Where a notebook whose parameters `dst` must not record runs: `scratch/<pid>-<run>-<name>`, in a folder no
+    report or site publishes; the notebooks left there by processes that are gone (killed mid-stage) are removed."""
+    from lifecycle.core.store import pid_alive
+
+    scratch.mkdir(parents=True, exist_ok=True)
+    for old in scratch.glob('*-*.ipynb'):
+        pid = old.name.split('-', 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    return scratch / f'{os.getpid()}-{dst.parent.name}-{dst.name}'
 
 
 def _record_parameters(nb, shown: dict) -> None:
@@ -174,9 +191,13 @@ class StageKernel:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def execute(self, src: Path, dst: Path, parameters: dict, shown: dict | None = None) -> None:
+    def execute(
+        self, src: Path, dst: Path, parameters: dict, shown: dict | None = None, scratch: Path | None = None
+    ) -> None:
         """Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate); `shown`, when given, is
-        what `dst` records of them instead (its injected cell and metadata), such as a database password withheld."""
+        what `dst` records of them instead (its injected cell and metadata), such as a database password withheld.
+        Such a notebook runs in folder `scratch` when given (papermill writes it there as it starts, parameters and
+        all): one a kill cuts short is left there, never beside the reports (`_scratch_notebook`)."""
         if not self.fresh and self.km is None:
             self._start()  # the kernel boots while papermill is imported
         import papermill as pm
@@ -185,6 +206,8 @@ class StageKernel:
             self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
         outcome, tmp = 'interrupted', Path(dst).with_name(f'.{Path(dst).stem}.tmp.ipynb')  # (its name once whole)
+        if shown is not None and scratch is not None:
+            tmp = _scratch_notebook(Path(scratch), Path(dst))
         try:
             pm.execute_notebook(
                 str(src),

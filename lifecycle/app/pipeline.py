@@ -301,7 +301,8 @@ def _run_stage(
     m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
     parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
     try:
-        kernel.execute(src, m.run_dir / st.notebook, parameters, _shown_parameters(parameters))
+        shown = _shown_parameters(parameters)  # (run in the state folder: a killed stage's notebook is left there)
+        kernel.execute(src, m.run_dir / st.notebook, parameters, shown, ws.state_dir / 'stages-running')
     except Exception as e:
         m, dur, msg = RunManifest.load(m.run_dir), time.perf_counter() - t0, _error_message(e)
         m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
