@@ -4380,6 +4380,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.serving._body': ('api/serve/serving.html#_body', 'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._client': ( 'api/serve/serving.html#_client',
                                                                               'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._client_gone': ( 'api/serve/serving.html#_client_gone',
+                                                                                   'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._crashed': ( 'api/serve/serving.html#_crashed',
                                                                                'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._invocation_answer': ( 'api/serve/serving.html#_invocation_answer',

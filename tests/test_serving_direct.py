@@ -216,3 +216,33 @@ def test_a_direct_invocation_leaves_no_garbage_for_the_cycle_collector(tiny_ws):
     assert r.returncode == 0, r.stderr[-3000:]
     kinds = collections.Counter(json.loads(r.stdout.splitlines()[-1]))
     assert sum(kinds.values()) < 30, kinds.most_common(10)  # far under one object per request
+
+
+def test_a_client_that_leaves_while_sending_its_body_is_no_server_error(tiny_ws, caplog):
+    """A client gone before its body has all come (a dropped connection, a timed-out client) sent no request to answer:
+    no traceback in the server's log (ours or uvicorn's), no 500 counted in `/metrics`, and the server answers on."""
+    uvicorn_said: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.ERROR)
+    catcher.emit = uvicorn_said.append
+    logging.getLogger('uvicorn.error').addHandler(catcher)
+    cut = [  # a declared length never reached (the app reads /predict and /feedback), a chunked body never ended
+        b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"re',
+        b'POST /feedback HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"re',
+        b'POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n'
+        b'5\r\n{"dat\r\n',
+    ]
+    try:
+        with caplog.at_level(logging.WARNING), serving(tiny_ws, DirectHttpToolsProtocol) as d:
+            for request in cut:
+                with socket.create_connection(('127.0.0.1', d.port)) as so:
+                    so.sendall(request)
+                    time.sleep(0.3)  # the server is reading the body when the client goes
+            time.sleep(0.3)
+            with httpx.Client(base_url=d.url, timeout=30) as c:
+                assert c.post('/predict', json={'records': [REC]}).status_code == 200
+                metrics = c.get('/metrics').text
+    finally:
+        logging.getLogger('uvicorn.error').removeHandler(catcher)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert not uvicorn_said, [r.getMessage() for r in uvicorn_said]
+    assert 'kind="500"' not in metrics, [line for line in metrics.splitlines() if 'kind="500"' in line]
