@@ -3834,6 +3834,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.limits._Guard': ('api/serve/limits.html#_guard', 'lifecycle/serve/limits.py'),
                                         'lifecycle.serve.limits._Guard._arm': ( 'api/serve/limits.html#_guard._arm',
                                                                                 'lifecycle/serve/limits.py'),
+                                        'lifecycle.serve.limits._Guard._body_due': ( 'api/serve/limits.html#_guard._body_due',
+                                                                                     'lifecycle/serve/limits.py'),
                                         'lifecycle.serve.limits._Guard._disarm': ( 'api/serve/limits.html#_guard._disarm',
                                                                                    'lifecycle/serve/limits.py'),
                                         'lifecycle.serve.limits._Guard._drop': ( 'api/serve/limits.html#_guard._drop',

@@ -20,7 +20,7 @@ import pytest
 from conftest import clean_env, http_answers, uvicorn_thread
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve.direct import DirectHttpToolsProtocol
-from lifecycle.serve.limits import GuardedHttpToolsProtocol
+from lifecycle.serve.limits import GuardedH11Protocol, GuardedHttpToolsProtocol
 from lifecycle.serve.predlog import default_url, read_log
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import FastInvocations, create_app
@@ -246,3 +246,33 @@ def test_a_client_that_leaves_while_sending_its_body_is_no_server_error(tiny_ws,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
     assert not uvicorn_said, [r.getMessage() for r in uvicorn_said]
     assert 'kind="500"' not in metrics, [line for line in metrics.splitlines() if 'kind="500"' in line]
+
+
+@pytest.mark.parametrize('protocol', [DirectHttpToolsProtocol, GuardedH11Protocol])
+def test_a_body_held_back_after_its_headers_cannot_hold_a_connection(tiny_ws, protocol, monkeypatch):
+    """A client that sends a request's headers and then holds its body back (or trickles it) has `header_timeout_s`
+    for the body too, and waits for it as a client yet to send its headers does: at the connection limit, a new client
+    takes its place. Before, only the headers had a deadline: such clients held their connections for ever, and a
+    few of them at the limit had the server answer every other client 503."""
+    monkeypatch.setattr(protocol, '_limits', (3, 1.0))  # (3 connections, 1 s: this process's limits, as `serve` sets)
+    held_back = b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n'
+    with serving(tiny_ws, protocol) as d:
+        holders = [socket.create_connection(('127.0.0.1', d.port), timeout=10) for _ in range(3)]
+        try:
+            for so in holders:
+                so.sendall(held_back + b'{"rec')
+            time.sleep(0.3)
+            with socket.create_connection(('127.0.0.1', d.port), timeout=10) as so:  # at the limit: one gives way
+                body = json.dumps({'records': [REC]}).encode()
+                so.sendall(b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n'
+                           b'content-length: %d\r\n\r\n' % len(body) + body)
+                [(head, answer)] = http_answers(so, 1)
+                assert head.startswith(b'HTTP/1.1 200'), (head, answer)
+            start = time.monotonic()
+            for so in holders[1:]:  # the others: closed once their body is late
+                while so.recv(1 << 16):
+                    pass
+            assert time.monotonic() - start < 5
+        finally:
+            for so in holders:
+                so.close()

@@ -89,7 +89,7 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         c = self._take()
         if c is None:
             return super().on_headers_complete()
-        self._disarm()  # a whole request line and headers arrived
+        self._body_due()  # a whole request line and headers arrived: the body is due in time too
         self.cycle = c
 
     def _direct_now(self) -> bool:
@@ -128,6 +128,7 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         c = self.cycle
         if type(c) is not _Invocation:
             return super().on_message_complete()
+        self._disarm()  # a whole request arrived
         body, c.body = bytes(c.body), None  # (held no longer than the request)
         try:
             self.direct.start(body, c.mime, partial(self._answer, c))
