@@ -4448,6 +4448,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.ready': ('api/serve/serving.html#ready', 'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.refuse': ('api/serve/serving.html#refuse', 'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving.route_label': ( 'api/serve/serving.html#route_label',
+                                                                                  'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.serve': ('api/serve/serving.html#serve', 'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.start_invocation': ( 'api/serve/serving.html#start_invocation',
                                                                                        'lifecycle/serve/serving.py'),

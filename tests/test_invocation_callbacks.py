@@ -178,7 +178,7 @@ def test_a_failing_model_a_bug_and_a_cancelled_scoring_each_get_a_500():
             assert [a.status_code for a in answers] == [500]
             assert '30' not in body(answers[0])['error']
         assert srv.metrics.requests.labels('invocations', 'challenger', '4', '500')._value.get() == 1
-        assert srv.metrics.errors.labels('/invocations', '500')._value.get() == 3
+        assert srv.metrics.errors.labels('invocations', '500')._value.get() == 3
 
     run(go())
 

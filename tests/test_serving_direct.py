@@ -114,7 +114,7 @@ def test_a_failing_model_and_a_refusing_server_answer_alike_on_both_paths(tiny_w
             model = s.srv.gate.live.models['1']
             model.score = broken
             failed = c.post('/invocations', json=SPLIT)
-            errors = s.srv.metrics.errors.labels('/invocations', '500')._value.get()
+            errors = s.srv.metrics.errors.labels('invocations', '500')._value.get()
             s.srv.log_refusal = lambda: 'not ready: a test says so'
             refused = c.post('/invocations', json=SPLIT)
             got[protocol] = (failed.status_code, failed.json(), errors, refused.status_code, refused.json())

@@ -47,8 +47,8 @@ log = logging.getLogger('lifecycle.serving')
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'KILL_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'JsonAnswer', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed',
            'mime_type', 'start_invocation', 'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready',
-           'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'model_failed', 'crashed',
-           'create_app', 'FastInvocations', 'app_factory', 'serve']
+           'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'route_label', 'model_failed',
+           'crashed', 'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string', 'boolean']}}
@@ -600,10 +600,16 @@ async def _refused(request: Request, exc: Refused) -> Response:
     return refuse(request.app.state.server, exc.route, exc, exc.status)
 
 
+def route_label(path: str) -> str:
+    """The `route` label of `lifecycle_errors_total` for a request to `path`, as refusals count it: `/invocations` is
+    `invocations`, every `/admin/...` path `admin` (one label per route, whatever the path: no label per URL)."""
+    return path.strip('/').split('/', 1)[0] or '/'
+
+
 def model_failed(srv: Server, path: str, exc: ModelFailed) -> Response:
     "The 500 for a model that raised on valid input, counted per variant and route; logged naming its type only."
     srv.metrics.requests.labels(exc.route, exc.variant, exc.version, '500').inc()  # (`score` logged its 500 row)
-    srv.metrics.errors.labels(path, '500').inc()
+    srv.metrics.errors.labels(route_label(path), '500').inc()
     cause = exc.__cause__  # its type only: a model's message may quote the input values
     log.error('model failed on %s: %s', path, type(cause).__name__ if cause else 'unknown error')
     return answer({'error': str(exc), 'status': 500}, 500)
@@ -612,7 +618,7 @@ def model_failed(srv: Server, path: str, exc: ModelFailed) -> Response:
 def crashed(srv: Server, path: str, exc: Exception) -> Response:
     "The 500 for a bug, not bad input: still answered, counted and logged."
     log.error('unhandled error on %s', path, exc_info=exc)
-    srv.metrics.errors.labels(path, '500').inc()
+    srv.metrics.errors.labels(route_label(path), '500').inc()
     return answer({'error': f'internal error: {type(exc).__name__}', 'status': 500}, 500)
 
 
