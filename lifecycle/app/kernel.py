@@ -196,8 +196,8 @@ class StageKernel:
     ) -> None:
         """Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate); `shown`, when given, is
         what `dst` records of them instead (its injected cell and metadata), such as a database password withheld.
-        Such a notebook runs in folder `scratch` when given (papermill writes it there as it starts, parameters and
-        all): one a kill cuts short is left there, never beside the reports (`_scratch_notebook`)."""
+        Papermill writes such a notebook, parameters and all, before it is given its name: into folder `scratch` when
+        given, so that a kill between the two leaves it there, never beside the reports (`_scratch_notebook`)."""
         if not self.fresh and self.km is None:
             self._start()  # the kernel boots while papermill is imported
         import papermill as pm
