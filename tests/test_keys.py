@@ -407,3 +407,64 @@ def test_a_key_move_killed_while_filing_the_key_as_retired_leaves_no_torn_key_af
     assert 'already held a signing key' in move_signing_key(ws)
     assert torn.read_bytes() == pub and key_id(load_public_key(torn)) == moved
     assert 'filed the state folder' in move_signing_key(ws)  # (killed again before it was recorded: no traceback)
+
+
+def test_two_writes_of_settings_ini_trust_at_once_keep_both(tmp_path, monkeypatch):
+    """settings.ini's [trust] is read, changed and replaced whole: a `trust init` pinning the administrator while a
+    registration pins the signing key (or `keys revoke` beside `keys rotate`) lost one of the two lines when the other
+    write landed between its read and its replace (review GO). Writers take turns."""
+    import threading
+    from lifecycle.core import settings as st
+
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text('[workspace]\n')
+    admin, signing = 'ed25519:' + 'A' * 43 + '=', 'ed25519:' + 'S' * 43 + '='
+    real, other = st.atomic_write, []
+
+    def interleaved(path, data, *a, **k):
+        if not other:  # the other writer runs between this one's read and its replace
+            other.append(threading.Thread(target=st.write_trust, args=(root, 'administrator', [admin])))
+            other[0].start()
+            other[0].join(timeout=1)  # (it waits, once writers take turns)
+        return real(path, data, *a, **k)
+
+    monkeypatch.setattr(st, 'atomic_write', interleaved)
+    st.write_trust(root, 'model_signing', [signing])
+    other[0].join(timeout=10)
+    assert not other[0].is_alive()
+    assert st.read_trust(root) == {'model_signing': [signing], 'administrator': [admin]}
+
+
+def test_two_key_rotations_at_once_leave_the_current_key_pinned(signed_ws, monkeypatch):
+    """A rotation made its key, read the pins, then wrote them with its key added: a second rotation in between
+    retired that key, made and pinned its own, and had its pin overwritten, so the key new versions are signed with was
+    one the workspace does not trust and every registration refused (review GO). Rotations take turns."""
+    import threading
+    from lifecycle.core import settings as st
+    from lifecycle.model.signing import key_from_pin, key_id, load_public_key, rotate_signing_key
+
+    ws, _ = signed_ws
+    real, other, errors = st.read_trust, [], []
+
+    def second():
+        try:
+            rotate_signing_key(ws, 'the second rotation')
+        except Exception as e:  # (seen in the main thread)
+            errors.append(e)
+
+    def interleaved(root):
+        pins = real(root)
+        if not other and threading.current_thread() is threading.main_thread():
+            other.append(threading.Thread(target=second))
+            other[0].start()
+            other[0].join(timeout=2)  # (it waits, once rotations take turns)
+        return pins
+
+    monkeypatch.setattr(st, 'read_trust', interleaved)
+    rotate_signing_key(ws, 'the first rotation')
+    other[0].join(timeout=30)
+    monkeypatch.setattr(st, 'read_trust', real)
+    assert not other[0].is_alive() and errors == []
+    pins = {key_id(key_from_pin(p)) for p in real(ws.root)['model_signing']}
+    assert key_id(load_public_key(ws.key_dir / 'signing_key.pub.pem')) in pins

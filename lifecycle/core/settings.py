@@ -7,6 +7,8 @@ from __future__ import annotations
 import configparser
 import os
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .names import _contacts_withheld, _reads_params, _url_path_shown, holds_contact, shown_path
@@ -16,7 +18,7 @@ from .store import atomic_write, create_once
 # %% auto #0
 __all__ = ['DEFAULTS', 'SECTIONS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings',
            'shown_url', 'url_problem', 'connect_timeout', 'db_reason', 'without_secrets', 'workspace_id', 'read_trust',
-           'write_trust']
+           'trust_locked', 'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -584,8 +586,44 @@ def read_trust(root: str | Path) -> dict[str, list[str]]:
 _PIN_KEYS = ('model_signing', 'administrator')  # [trust] keys whose values are public keys (pins); `revoked`: key ids
 
 
+_trust_held = threading.local()
+
+
+@contextmanager
+def trust_locked(root: str | Path):
+    """settings.ini's `[trust]` section for one writer at a time, re-entrant on a thread: a lock on the workspace's
+    folder itself, which every writer of its settings.ini shares and no rename replaces. `write_trust` takes it; a
+    caller that reads pins and writes them back changed (`keys rotate`, `keys revoke`, a first registration) holds it
+    from its read to its write: two such writers at once lost one's line (review GO)."""
+    import fcntl
+
+    key, counts = str(Path(root).resolve()), _trust_held.__dict__.setdefault('counts', {})
+    if counts.get(key):
+        counts[key] += 1
+        try:
+            yield
+        finally:
+            counts[key] -= 1
+        return
+    fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        counts[key] = 1
+        try:
+            yield
+        finally:
+            counts[key] = 0
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
 def write_trust(root: str | Path, key: str, values: list[str]) -> Path:
     "Set `key` of the `[trust]` section of `settings.ini` to `values` (the section is added if absent), atomically."
+    with trust_locked(root):  # (read and replaced by one writer at a time)
+        return _write_trust(root, key, values)
+
+
+def _write_trust(root: str | Path, key: str, values: list[str]) -> Path:
     ini = Path(root) / 'settings.ini'
     lines = ini.read_text(encoding='utf-8-sig').splitlines()
     new = f"{key} = {', '.join(values)}"

@@ -391,6 +391,13 @@ def _signed_records(store: Store) -> bool:
 def ensure_signing_key(ws, actor: str | None = None) -> tuple[Path, Path]:
     """The workspace's signing key pair in `ws.key_dir`, made on first use and pinned in settings.ini; refuses an
     unpinned key."""
+    from lifecycle.core.settings import trust_locked
+
+    with trust_locked(ws.root):  # (its pins read and written back by one writer at a time; review GO)
+        return _ensure_signing_key(ws, actor)
+
+
+def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
     from lifecycle.core.settings import read_trust, write_trust
 
     fresh = not (Path(ws.key_dir) / PRIVATE_KEY_FILE).exists()
@@ -426,6 +433,13 @@ def ensure_signing_key(ws, actor: str | None = None) -> tuple[Path, Path]:
 
 def rotate_signing_key(ws, reason: str, actor: str | None = None) -> dict:
     "Retire the current signing key (its pin stays, so what it signed still verifies), then make and pin a new one."
+    from lifecycle.core.settings import trust_locked
+
+    with trust_locked(ws.root):  # (one rotation at a time: the key it makes is the one it pins; review GO)
+        return _rotate_signing_key(ws, reason, actor)
+
+
+def _rotate_signing_key(ws, reason: str, actor: str | None) -> dict:
     from lifecycle.core.settings import read_trust, write_trust
 
     folder = Path(ws.key_dir)
@@ -445,6 +459,13 @@ def rotate_signing_key(ws, reason: str, actor: str | None = None) -> dict:
 
 def revoke_signing_key(ws, kid: str, reason: str, actor: str | None = None) -> dict:
     "Revoke a signing key: versions it signed no longer load (re-register them from their runs); audited."
+    from lifecycle.core.settings import trust_locked
+
+    with trust_locked(ws.root):  # (its pins read and written back by one writer at a time; review GO)
+        return _revoke_signing_key(ws, kid, reason, actor)
+
+
+def _revoke_signing_key(ws, kid: str, reason: str, actor: str | None) -> dict:
     from lifecycle.core.settings import read_trust, write_trust
 
     trust = read_trust(ws.root)
