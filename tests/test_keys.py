@@ -468,3 +468,34 @@ def test_two_key_rotations_at_once_leave_the_current_key_pinned(signed_ws, monke
     assert not other[0].is_alive() and errors == []
     pins = {key_id(key_from_pin(p)) for p in real(ws.root)['model_signing']}
     assert key_id(load_public_key(ws.key_dir / 'signing_key.pub.pem')) in pins
+
+
+@pytest.mark.parametrize('act', ['rotate', 'revoke'])
+def test_a_key_change_killed_once_settings_ini_holds_it_is_in_the_audit_log(signed_ws, monkeypatch, act):
+    """keys rotate pinned its new key, and keys revoke listed the key, in settings.ini before writing the audit entry:
+    killed between the two, the workspace trusted a key (or refused one) that the log never mentions, and a rerun
+    could not tell (review GO). The entry comes first, as a flags change's does: cut short, it names a change that
+    never took effect, never the other way round."""
+    from lifecycle.core import settings as st
+    from lifecycle.core.audit import read
+    from lifecycle.model.signing import key_from_pin, key_id, revoke_signing_key, rotate_signing_key
+
+    ws, _ = signed_ws
+    retired = rotate_signing_key(ws, 'first')['retired'] if act == 'revoke' else None
+    real = st.write_trust
+
+    def killed_after(root, key, values):
+        real(root, key, values)
+        raise KeyboardInterrupt  # (SIGKILL as the file is replaced: nothing of the command after it runs)
+
+    monkeypatch.setattr(st, 'write_trust', killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        rotate_signing_key(ws, 'yearly') if act == 'rotate' else revoke_signing_key(ws, retired, 'leaked')
+    trust = st.read_trust(ws.root)
+    if act == 'rotate':  # every key settings.ini pins, an entry made or pinned it
+        held = {key_id(key_from_pin(p)) for p in trust['model_signing']}
+        said = {e['details'].get('key_id') for e in read(ws.audit_path) if e['action'] in ('keys.pin', 'keys.rotate')}
+    else:  # every key settings.ini revokes, an entry revoked it
+        held = set(trust['revoked'])
+        said = {e['details'].get('key_id') for e in read(ws.audit_path) if e['action'] == 'keys.revoke'}
+    assert held and held <= said

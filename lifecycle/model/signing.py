@@ -419,8 +419,7 @@ def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
             f"{TRUST_SIGNING} pins {', '.join(key_id(key_from_pin(p)) for p in pins)}): restore the pinned key's "
             "folder, or, if it is lost, run `lifecycle keys rotate` to make and pin a new one"
         )
-    write_trust(ws.root, TRUST_SIGNING, [*pins, pin])
-    ws.audit(
+    ws.audit(  # (first: killed before the pin, it names a key never pinned; never a pinned key the log lacks)
         'keys.pin',
         f'signing key {key_id(key)}',
         'model-signing key created and pinned in settings.ini',
@@ -428,6 +427,7 @@ def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
         key_id=key_id(key),
         key_dir=str(ws.key_dir),
     )
+    write_trust(ws.root, TRUST_SIGNING, [*pins, pin])
     return priv, pub
 
 
@@ -452,8 +452,10 @@ def _rotate_signing_key(ws, reason: str, actor: str | None) -> dict:
     _, pub = ensure_keypair(folder)
     new = load_public_key(pub)
     pins = read_trust(ws.root).get(TRUST_SIGNING, [])
-    write_trust(ws.root, TRUST_SIGNING, [*pins, public_pin(new)])
+    # the entry first: killed before the pin, it names a key never pinned (the next rotation retires it), never a
+    # pinned key the log lacks (review GO)
     ws.audit('keys.rotate', f'signing key {key_id(new)}', reason, actor=actor, retired=old, key_id=key_id(new))
+    write_trust(ws.root, TRUST_SIGNING, [*pins, public_pin(new)])
     return dict(retired=old, key_id=key_id(new), pinned=len(pins) + 1)
 
 
@@ -479,8 +481,9 @@ def _revoke_signing_key(ws, kid: str, reason: str, actor: str | None) -> dict:
             f"signing key {kid} is the one new versions are signed with: run `lifecycle keys rotate` first, then "
             f"revoke it"
         )
-    write_trust(ws.root, TRUST_REVOKED, sorted({*trust.get(TRUST_REVOKED, []), kid}))
+    # the entry first: the revocation is in force from it (`_revoked_in_audit`), with or without settings.ini's line
     ws.audit('keys.revoke', f'signing key {kid}', reason, actor=actor, key_id=kid)
+    write_trust(ws.root, TRUST_REVOKED, sorted({*trust.get(TRUST_REVOKED, []), kid}))
     return dict(revoked=kid)
 
 # %% ../../nbs/api/model/03_signing.ipynb #5cbf4ce5
