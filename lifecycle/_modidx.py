@@ -2484,6 +2484,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._audit_trained': ( 'api/model/signing.html#_audit_trained',
                                                                                      'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._clear_half_made': ( 'api/model/signing.html#_clear_half_made',
+                                                                                       'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._download': ( 'api/model/signing.html#_download',
                                                                                 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._ensure_signing_key': ( 'api/model/signing.html#_ensure_signing_key',

@@ -499,3 +499,22 @@ def test_a_key_change_killed_once_settings_ini_holds_it_is_in_the_audit_log(sign
         held = set(trust['revoked'])
         said = {e['details'].get('key_id') for e in read(ws.audit_path) if e['action'] == 'keys.revoke'}
     assert held and held <= said
+
+
+def test_a_rotation_leaves_no_copy_of_the_retired_private_key_a_killed_write_left(signed_ws):
+    """Making a key pair writes each file under a temporary name and links it into place: killed between the link and
+    the temporary name's removal, a second name of the private key stayed in the keys folder, and a rotation removed
+    `signing_key.pem` alone, so the retired key, still trusted for what it signed, could sign again (review GO).
+    A rotation and a first pin remove what such a write left."""
+    import os
+    from lifecycle.model.signing import rotate_signing_key
+
+    ws, _ = signed_ws
+    folder = ws.key_dir
+    secret = (folder / 'signing_key.pem').read_bytes()
+    os.link(folder / 'signing_key.pem', folder / '.signing_key.pem.k1ll3d.tmp')  # (as `_write_new` killed left it)
+    (folder / '.signing_key.pem.t0rn00.tmp').write_bytes(secret[:40])  # (killed while writing a key never linked)
+    rotate_signing_key(ws, 'yearly')
+    left = [p.name for p in folder.rglob('*') if p.is_file() and p.read_bytes() == secret]
+    assert left == []
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith('.')) == []

@@ -49,6 +49,18 @@ def _write_new(path: Path, data: bytes, mode: int) -> bool:
         Path(tmp).unlink(missing_ok=True)
 
 
+def _clear_half_made(folder: Path) -> list[Path]:
+    """Remove the temporary names a killed `_write_new` left for the key pair in `folder`: a second name of the private
+    key it linked into place, or one never linked. Kept, a rotation's retired private key outlived it there (review
+    GO). Only for a writer holding the workspace's `trust_locked`, as every writer of that pair does."""
+    gone = []
+    for name in (PRIVATE_KEY_FILE, PUBLIC_KEY_FILE):
+        for p in Path(folder).glob(f'.{name}.*.tmp'):
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
 def _key_file(path: str | Path, default: str) -> Path:
     p = Path(path)
     return p / default if p.is_dir() else p
@@ -408,6 +420,7 @@ def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
             f"{', '.join(key_id(key_from_pin(p)) for p in pins)}): restore that folder from a backup, or, if the key "
             "is lost, run `lifecycle keys rotate` to make and pin a new one"
         )
+    _clear_half_made(ws.key_dir)
     priv, pub = ensure_keypair(ws.key_dir)
     key = load_public_key(pub)
     pin = public_pin(key)
@@ -444,6 +457,7 @@ def _rotate_signing_key(ws, reason: str, actor: str | None) -> dict:
 
     folder = Path(ws.key_dir)
     old = None
+    _clear_half_made(folder)  # (a second name of the key retired here would outlive it)
     if (folder / PUBLIC_KEY_FILE).is_file():
         old = key_id(load_public_key(folder / PUBLIC_KEY_FILE))
         (folder / 'retired').mkdir(parents=True, exist_ok=True)
