@@ -1583,6 +1583,73 @@ def test_a_dead_webhook_is_tried_once_a_look_and_its_secret_path_is_not_kept(wor
     assert (ws.state_dir / 'monitor' / 'outbox' / 'webhook.json').stat().st_mode & 0o077 == 0
 
 
+class Trickle:
+    "A receiver on 127.0.0.1 that answers one byte every 0.2 s for ever: never silent for a read's timeout."
+
+    def __init__(self, first: bytes):
+        self.first, self.stop = first, threading.Event()
+        self.srv = socket.create_server(('127.0.0.1', 0))
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drip, args=(c,), daemon=True).start()
+
+    def _drip(self, c):
+        with c:
+            try:
+                c.sendall(self.first)
+                while not self.stop.wait(0.2):
+                    c.sendall(b'X')
+            except OSError:
+                return
+
+    def close(self):
+        self.stop.set()
+        self.srv.close()
+
+
+def test_a_webhook_or_mail_server_that_trickles_its_answer_holds_a_look_no_longer_than_its_timeout(tmp_path):
+    """Found by review GQ: `timeout_s` bounded each read, so a receiver that sent a byte within each (a webhook's
+    status line then its headers a byte at a time, an SMTP greeting never ended) held the look, and the monitor's lock,
+    for good. Each attempt now has `timeout_s` in all; the alert waits in the outbox for the next look."""
+    from lifecycle.operate.alerts import Alert, Outbox
+    from lifecycle.operate.schema import MonitorParams
+
+    web, mail = Trickle(b'HTTP/1.1 200 OK\r\n'), Trickle(b'2')
+    try:
+        quick = {'timeout_s': 0.5, 'attempts': 2}
+        webhook = {'url': f'http://127.0.0.1:{web.port}/alerts', **quick}
+        email = {'host': '127.0.0.1', 'port': mail.port, 'to': ['oncall@test'], **quick}
+        mp = MonitorParams.model_validate({'sinks': {'webhook': webhook, 'email': email}})
+        box = Outbox(tmp_path)
+        a = Alert(
+            id='a0', rule='r', severity='high', metric='accuracy', value=0.1, condition='< 0.5', sample=500,
+            series='1/control', window=0, window_start=0, window_end=1, ts=time.time(), message='alert 0',
+        )  # fmt: skip
+        a.sinks = ['webhook', 'email']
+        box.put(a)
+        out, t0 = {}, time.monotonic()
+        look = threading.Thread(target=lambda: out.update(box.deliver(mp, sleep=lambda s: None)), daemon=True)
+        look.start()
+        look.join(15)
+        assert not look.is_alive(), 'the delivery still waits on a trickling receiver'
+        assert time.monotonic() - t0 < 6  # (two attempts of 0.5 s per sink, and the threads' start)
+        assert out['webhook'] == (0, 1) and out['email'] == (0, 1)
+        for sink in ('webhook', 'email'):
+            kept = box.pending(sink)
+            assert [k['alert']['id'] for k in kept] == ['a0'] and kept[0]['attempts'] == 2
+            assert kept[0]['error'].startswith('TimeoutError')
+    finally:
+        web.close()
+        mail.close()
+
+
 def test_the_judged_windows_kept_are_those_the_monitor_can_see_again():
     "Found by review: the judge's `seen` map grew by an entry per rule and window for good (60,000 for 20,000 windows)."
     from lifecycle.operate.alerts import forget_windows, judge

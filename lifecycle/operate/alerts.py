@@ -359,7 +359,9 @@ def route(alert: Alert, mp: MonitorParams) -> list[str]:
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #6d2323a3
 def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
-    "Deliver one alert to one sink; raises on failure."
+    """Deliver one alert to one sink; raises on failure. A webhook's or mail server's whole exchange is given its
+    sink's `timeout_s` in all, not each read: one that trickles its answer (a byte within each read's timeout, for
+    ever) held the look, and the monitor's lock, for good."""
     s = mp.sinks
     if sink == 'tickets':
         p = Path(s.tickets.path)
@@ -367,7 +369,11 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
     elif sink == 'webhook':
         import httpx
 
-        r = httpx.post(s.webhook.url, json=alert, timeout=s.webhook.timeout_s)
+        client = httpx.Client(timeout=s.webhook.timeout_s)
+        try:
+            r = _within(s.webhook.timeout_s, lambda: client.post(s.webhook.url, json=alert), client.close)
+        finally:
+            client.close()
         r.raise_for_status()
     elif sink == 'email':
         from lifecycle.core.cli_support import printable  # (a header refuses a line break: a series or rule holding
@@ -380,10 +386,54 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
         m.set_content(
             alert['message'] + '\n\n' + json.dumps({k: v for k, v in alert.items() if k != 'message'}, indent=1)
         )
-        with smtplib.SMTP(s.email.host, s.email.port, timeout=s.email.timeout_s) as smtp:
-            smtp.send_message(m)
+        smtp = smtplib.SMTP(timeout=s.email.timeout_s)  # (connected in the call: its greeting is a read too)
+
+        def talk():
+            with smtp:
+                code, said = smtp.connect(s.email.host, s.email.port)
+                if code != 220:  # (as smtplib.SMTP(host) says it)
+                    raise smtplib.SMTPConnectError(code, said)
+                smtp.send_message(m)
+
+        _within(s.email.timeout_s, talk, lambda: _hang_up(smtp.sock))
     else:
         raise ValueError(f"unknown sink {sink!r}")
+
+
+def _within(seconds: float, call, abort):
+    """`call()`'s result (or its exception), or TimeoutError once it has run `seconds` in all; `abort()` then ends its
+    connection, so that the thread left running ends at its next read."""
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            out['value'] = call()
+        except BaseException as e:  # (raised in the caller's thread)
+            out['error'] = e
+
+    t = threading.Thread(target=run, name='alert-delivery', daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        try:
+            abort()
+        except Exception:  # (a connection half made or gone already: the thread ends by its own timeout)
+            pass
+        raise TimeoutError(f"no whole answer within timeout_s ({seconds:g} s)")
+    if 'error' in out:
+        raise out['error']
+    return out.get('value')
+
+
+def _hang_up(sock) -> None:
+    "End a connection another thread may be reading from (a shutdown wakes its read; a close alone may not)."
+    import socket
+
+    if sock is not None:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
 
 
 def _failure(e: Exception, mp: MonitorParams) -> str:
