@@ -2138,6 +2138,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._cohorts_given_back': ( 'api/loop/iteration.html#_cohorts_given_back',
                                                                                             'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._completed_canary': ( 'api/loop/iteration.html#_completed_canary',
+                                                                                          'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._decision_audited': ( 'api/loop/iteration.html#_decision_audited',
                                                                                           'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._deployed': ( 'api/loop/iteration.html#_deployed',

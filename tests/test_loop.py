@@ -660,6 +660,35 @@ def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_
     assert loop.simulation_ended(ws, it) == ''
 
 
+def test_a_killed_simulations_canary_the_guard_completed_is_rolled_back_when_its_iteration_is_reverted(
+    trained_iteration,
+):
+    """Review GQ: Ctrl-C of `lifecycle simulate` during its canary left the challenger on half the real traffic, and the
+    rollout guard beside the server completed that rollout (the alias moved to the challenger); the next pass then
+    recorded the iteration reverted, champion v1, while the simulation's challenger answered everyone. The revert now
+    rolls back the iteration's own completed canary: the champion serves again, as the record says."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve.predlog import default_url
+
+    ws = Workspace.open(trained_iteration)
+    it, _ = loop.run(ws)
+    assert it['status'] == 'shadow'
+    log_shadow(default_url(ws), later(50, seed=4), '3', agree=True)
+    it, _ = loop.run(ws)
+    assert it['status'] == 'canary' and spec(ws)['challenger'] == '3'
+    it['params'] = 'reports/runs/20261205T000000Z-sim000/params'  # (a simulation's, which is gone)
+    loop.save(ws.state_dir, it)
+    while ro.load_state(ws)['status'] != 'completed':  # (the guard beside the server, on the real traffic)
+        ro.advance(ws, actor='guard', reason='healthy')
+    assert spec(ws)['control'] == '3' and alias_version(ws.client, 'arrests-release', ws.environment) == '3'
+    done, verdict = loop.run(ws)
+    assert verdict is None and done['status'] == 'reverted' and done['decision']['champion'] == '1'
+    assert spec(ws)['control'] == '1' and spec(ws)['challenger'] is None
+    assert alias_version(ws.client, 'arrests-release', ws.environment) == '1'
+    assert ro.load_state(ws)['status'] == 'rolled_back'
+
+
 def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):
     from lifecycle.model import signing
 

@@ -722,6 +722,8 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
         st = ro.load_state(ws)
         if st and st['status'] in ro.ACTIVE and st['challenger'] == v:
             ro.rollback(ws, actor=ACTOR, reason=f"retraining {it['id']}: {reason}")
+        elif _completed_canary(ws, it, st, v):  # (completed by someone else, the guard beside the server: review GQ)
+            ro.rollback(ws, actor=ACTOR, reason=f"retraining {it['id']}: {reason}")
         else:
             try:
                 spec = _deployed(ws)
@@ -757,6 +759,23 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
             iteration=it['id'],
         )  # fmt: skip
     return 'reverted'
+
+
+def _completed_canary(ws: Workspace, it: dict, st: dict | None, v: str) -> bool:
+    """Whether `it`'s own canary rollout completed and its challenger `v` is still the control: a revert must roll it
+    back, or its record says reverted while the challenger answers everyone (a killed `lifecycle simulate`'s canary the
+    rollout guard beside the server completed before the next pass reverted it)."""
+    from lifecycle.serve import flags as fl
+
+    if not st or st['status'] != 'completed' or st['challenger'] != v:
+        return False
+    if st.get('id') != (it.get('canary') or {}).get('rollout_id'):
+        return False
+    try:
+        spec = _deployed(ws)
+    except fl.FlagError:
+        return False
+    return spec is not None and spec.control == v
 
 
 def _decision_audited(ws: Workspace, action: str, iteration_id: str) -> bool:
