@@ -185,3 +185,30 @@ def test_a_later_row_whose_input_is_text_is_refused_by_the_server_and_the_story_
     from lifecycle.deliver.simulate import later_rows
 
     assert len(later_rows(Workspace.open(trained))) == len(later)  # (the year that is no number among them)
+
+
+def test_the_run_folders_params_withhold_the_webhook_url_which_may_hold_a_secret(tmp_path):
+    """Review GQ: `lifecycle simulate` copied params/ whole into its run folder, which the reports publish:
+    monitor.yaml's webhook URL with its password and token (`http://alice:pw@host/hook/T0K3N`) was kept there, a
+    secret every message and failure of the monitor withholds. The copy withholds it, the story does not list it, and
+    the simulation delivers its alerts to the workspace's own sinks."""
+    import shutil
+
+    from conftest import ROOT, set_yaml
+    from lifecycle.loop.simulation import write_run_params
+    from lifecycle.operate.schema import load_monitor_params
+
+    src, dst = tmp_path / 'params', tmp_path / 'run' / 'params'
+    shutil.copytree(ROOT / 'params', src)
+    set_yaml(src / 'monitor.yaml', sinks__webhook__url='http://alice:s3cretPw@127.0.0.1:9/hook/T0K3N?key=k3y')
+    changed = write_run_params(src, dst, {'monitor.yaml': {'window.rows': 200, 'window.seconds': None}})
+    text = (dst / 'monitor.yaml').read_text()
+    for secret in ('s3cretPw', 'T0K3N', 'k3y', 'alice'):
+        assert secret not in text and secret not in json.dumps(changed)
+    mp = load_monitor_params(dst)
+    assert mp.sinks.webhook.url is None and mp.window.rows == 200 and mp.rules == load_monitor_params(src).rules
+    assert [c['key'] for c in changed] == ['window.rows', 'window.seconds']
+    write_run_params(src, tmp_path / 'run2' / 'params', {})  # (written even when no change of monitor.yaml is asked)
+    assert 's3cretPw' not in (tmp_path / 'run2' / 'params' / 'monitor.yaml').read_text()
+    src_text = (src / 'monitor.yaml').read_text()
+    assert 's3cretPw' in src_text  # (the workspace's own untouched)

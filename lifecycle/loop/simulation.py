@@ -107,20 +107,28 @@ def _set(d: dict, dotted: str, value) -> None:
 
 
 def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict]) -> list[dict]:
-    "Copy the params folder `src` to `dst` with `changes` applied; each change with the value it replaced."
+    """Copy the params folder `src` to `dst` with `changes` applied; each change with the value it replaced. The copy
+    sits in the run folder, which the reports publish: monitor.yaml's webhook URL (its user, password, path or query
+    may be its secret) is withheld there, the simulation delivering to the workspace's own sinks (review GQ)."""
     src, dst = Path(src), Path(dst)
     shutil.copytree(src, dst, dirs_exist_ok=True)
     out = []
-    for name, keys in changes.items():
-        p = dst / name
+    for name in dict.fromkeys([*changes, 'monitor.yaml']):
+        p, keys = dst / name, changes.get(name, {})
         d = yaml.safe_load(p.read_text()) if p.is_file() else {}
         for k, v in keys.items():
             out.append(dict(file=name, key=k, workspace=_get(d, k), simulation=v))
             _set(d, k, v)
-        p.write_text(
-            f"# {name} as `lifecycle simulate` ran it: the workspace's copy with the changes its report lists\n"
-            + yaml.safe_dump(d, sort_keys=False)
-        )
+        note = ''
+        if name == 'monitor.yaml' and _get(d, 'sinks.webhook.url'):
+            _set(d, 'sinks.webhook.url', None)  # (not among the changes listed: the story would quote it)
+            note = "# sinks.webhook.url withheld (it may hold a secret): alerts went to the workspace's own sinks\n"
+        if keys or note:
+            p.write_text(
+                f"# {name} as `lifecycle simulate` ran it: the workspace's copy with the changes its report lists\n"
+                + note
+                + yaml.safe_dump(d, sort_keys=False)
+            )
     return out
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #c3039e2e
@@ -380,6 +388,7 @@ def _play(
     changed = write_run_params(ws.params_dir, m.run_dir / 'params', changes)
     sw = ws.with_params(m.run_dir / 'params')
     rp, mp = load_retrain_params(sw.params_dir), load_monitor_params(sw.params_dir)
+    mp = mp.model_copy(update={'sinks': load_monitor_params(ws.params_dir).sinks})  # (the copy's webhook withheld)
     story = Story(m.run_id, str(m.run_dir), scenario, len(rows), window, changed, drift_column)
     story.approvals = list(given)
     # its feedback is recorded as its own (`feedback_as`): no retraining but its own takes the made-up outcomes
