@@ -2744,6 +2744,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                           'lifecycle.operate.alerts._at': ('api/operate/alerts.html#_at', 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._breach': ( 'api/operate/alerts.html#_breach',
                                                                                 'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts._check_waiting': ( 'api/operate/alerts.html#_check_waiting',
+                                                                                       'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._failure': ( 'api/operate/alerts.html#_failure',
                                                                                  'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._hang_up': ( 'api/operate/alerts.html#_hang_up',

@@ -1857,6 +1857,24 @@ def test_the_outboxs_journal_of_sent_ids_survives_a_torn_line_and_is_emptied_onc
     assert not box._sent('tickets').exists() and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
 
 
+
+@pytest.mark.parametrize('items', [[5], [{'alert': 5}], [{'alert': {'id': 'a'}, 'attempts': 'x', 'next_try': 0}]])
+def test_an_outbox_damaged_into_other_json_is_named_not_a_traceback(workspace, items):
+    """An outbox file edited or damaged into a list of other things ended `monitor status` and `monitor run` with an
+    AttributeError's traceback, exit 1 (review GQ); now refused naming the file and the item, exit 4, as a file that
+    is no list at all already was."""
+    from conftest import cli
+
+    from lifecycle.operate import alerts as al
+
+    box = al.Outbox(Workspace.open(workspace).state_dir).dir
+    box.mkdir(parents=True)
+    (box / 'email.json').write_text(json.dumps(items))
+    for args in (('monitor', 'status'), ('monitor', 'run')):
+        r = cli(workspace, *args)
+        said = r.stdout + r.stderr
+        assert r.returncode == 4 and 'email.json: item 0' in said and 'Traceback' not in said, said
+
 def _regression_workspace(workspace: Path) -> Workspace:
     "The workspace with the diabetes regression params, its monitor.yaml as `lifecycle init` proposes for regression."
     from lifecycle.data.init_command import for_regression

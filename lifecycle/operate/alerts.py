@@ -456,6 +456,29 @@ def _failure(e: Exception, mp: MonitorParams) -> str:
     return f'{type(e).__name__}: {said[:200]}'
 
 
+def _check_waiting(path: Path, items: list) -> None:
+    """`StateError` naming the outbox file `path` and its first item that is not a waiting alert as `Outbox` writes it
+    (an object with an `alert` object, whole-number `attempts` and a numeric `next_try`): a file edited or damaged into
+    other JSON ended `monitor run` and `monitor status` with an AttributeError's traceback (review GQ)."""
+    from lifecycle.core.store import StateError
+
+    def why(it) -> str:
+        if not isinstance(it, dict):
+            return f"a JSON {type(it).__name__}"
+        if not isinstance(it.get('alert'), dict):
+            return "no 'alert' object"
+        if type(it.get('attempts')) is not int or type(it.get('next_try')) not in (int, float):
+            return "no whole-number 'attempts' or numeric 'next_try'"
+        return ''
+
+    for i, it in enumerate(items):
+        if found := why(it):
+            raise StateError(
+                f"{path}: item {i}: expected an alert waiting for delivery (an object with 'alert', 'attempts' and "
+                f"'next_try'), found {found}; put back a good copy, or remove the file to drop what waits"
+            )
+
+
 class Outbox:
     """Alerts waiting for delivery, per sink, in `<state>/monitor/outbox/<sink>.json`, less those its journal of sent
     ids (`<sink>.sent.jsonl`, appended as each is delivered, emptied when the list is saved) names."""
@@ -468,7 +491,8 @@ class Outbox:
         "The alerts waiting for `sink`: its file's, but for those its journal says were delivered since it was saved."
         sent = {d['id'] for d in read_jsonl(self._sent(sink), keys=('id',))}
         waiting = read_state(self.dir / f'{sink}.json', [], list)
-        return [it for it in waiting if it.get('alert', {}).get('id') not in sent]
+        _check_waiting(self.dir / f'{sink}.json', waiting)
+        return [it for it in waiting if it['alert'].get('id') not in sent]
 
     def _sent(self, sink: str) -> Path:
         "The journal of `sink`'s alerts delivered since its file was last saved (one id a line, appended as sent)."
