@@ -606,6 +606,46 @@ def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_chang
     assert site._models_key(server) is None and site.input_fingerprint(server) != site.input_fingerprint(server)
 
 
+def test_the_models_facts_are_read_again_when_the_evidence_an_approval_was_verified_against_changes(
+    workspace, monkeypatch
+):
+    """A version page says whether each approval verifies, and promotion refuses one whose executed validation report
+    or model card changed since it was signed, or whose A/B evidence a newer experiment report replaced. The models'
+    facts were cached on the registry's files alone: with the model card edited after carol's sign-off, `promote`
+    refused her approval while the site, rendered again, still said it verified (review GP)."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    db = s.state_dir / 'mlflow.db'
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b'registry v1')
+    reads = []
+
+    def models(ws):
+        reads.append(1)
+        return [dict(name='m', aliases={}, environments=(), serving_alias='dev', versions=[])]
+
+    monkeypatch.setattr(site, '_models', models)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 1
+    card = s.runs_dir / 'r1' / '06_model_card.ipynb'  # the evidence an approver read, edited after the sign-off
+    card.write_text(json.dumps(nbformat.v4.new_notebook()))
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 2
+    card.write_text(card.read_text() + ' ')
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 3
+    report = s.reports_dir / 'experiments' / '20260102T000000' / 'analysis.json'  # newer A/B evidence
+    report.parent.mkdir(parents=True)
+    report.write_text('{}')
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 4
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 4  # nothing changed since: not read again
+
+
 def _with_inline_report(nb_path, report) -> None:
     """Append to the notebook at `nb_path` a cell whose output is an inline Evidently report, in its iframe as Evidently
     displays one: `report`, its HTML, or an `EvidentlyBundle`, for a report embedding that bundle and nothing else."""

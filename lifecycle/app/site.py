@@ -1266,8 +1266,10 @@ def _monitor_key(s: Settings) -> list | None:
 def _models_key(s: Settings) -> str | None:
     """What the models' facts (`_models`) are read from, by size and time: the SQLite registry and tracking database,
     the store's records (validations, approvals, signatures, datasets) and its key, the params (the policy), the
-    governance reports, the environment and the library's code. None when the registry is a tracking server: it can
-    change with no file here changing, so its facts are read again at every render."""
+    governance reports, the evidence an approval is verified against (the runs' executed notebooks: validation report
+    and model card; the experiment reports' `analysis.json`: the A/B evidence), the environment and the library's
+    code. None when the registry is a tracking server: it can change with no file here changing, so its facts are read
+    again at every render."""
     import lifecycle
     from lifecycle.core.audit import keys_folder
 
@@ -1284,6 +1286,8 @@ def _models_key(s: Settings) -> str | None:
             _stat_walk(key_folder / 'audit.key') if key_folder else None,
             _stat_walk(Path(s.params_dir)),
             _stat_walk(s.reports_dir / 'governance'),
+            _stat_walk(s.runs_dir, '*.ipynb'),  # an approval read them: edited since, it no longer verifies
+            _stat_walk(s.reports_dir / 'experiments', 'analysis.json'),  # a newer report replaces the A/B evidence
             _stat_walk(Path(lifecycle.__file__).parent, '*.py'),
         ]
     )
