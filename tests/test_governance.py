@@ -473,6 +473,24 @@ def test_a_step_or_version_that_does_not_exist_is_refused_as_misnamed_and_a_refu
     assert type(e.value) is PromotionRefused
 
 
+def test_a_damaged_approval_record_is_named_by_promote_not_taken_for_no_approval(ws):
+    """An approval record that cannot be read was no approval to `promote`: "run `lifecycle approve` first", which
+    then refused, naming the record as damaged. Promotion names it too (StoreError: exit 4), audits the refusal and
+    moves nothing; so does an approval of the next step, where the step before read as never approved (review GP)."""
+    ml, s, store, pol = ws['ml'], ws['s'], ws['store'], ws['policy']
+    client = ml.MlflowClient()
+    before = alias_version(client, NAME, 'staging')
+    do_approve(ws, 'carol', 'staging')
+    path = store.record_path('approvals', f'{NAME}-1-staging')
+    path.write_text('{"approver": "carol", ')  # damaged (a torn copy, an edit)
+    with pytest.raises(StoreError, match='not valid JSON') as e:
+        promote(ml, s, store, NAME, 1, 'staging', 'carol', policy=pol)
+    assert str(path) in str(e.value) and 'run `lifecycle approve` first' not in str(e.value)
+    assert alias_version(client, NAME, 'staging') == before and last(ws)['action'] == 'promotion.refused'
+    with pytest.raises(StoreError, match='not valid JSON'):
+        do_approve(ws, 'dave', 'production')
+
+
 def test_staging_then_production_with_promotion_to_fixed_versions(ws, tmp_path):
     ml, s, store, pol = ws['ml'], ws['s'], ws['store'], ws['policy']
     client = ml.MlflowClient()

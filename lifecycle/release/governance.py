@@ -167,12 +167,17 @@ def enforce_policy(results: pd.DataFrame, subject: str = '') -> None:
         raise PolicyFailed(failed, subject)
 
 # %% ../../nbs/api/release/00_governance.ipynb #75da0ce5
-def _record(store: Store, kind: str, rid: str | None) -> dict | None:
+def _record(store: Store, kind: str, rid: str | None, strict: bool = False) -> dict | None:
+    """The record, or None where there is none. `strict`: only then; a record there that cannot be read (damaged, or
+    failing its seal) raises `StoreError` naming its file, rather than pass for none (a damaged approval was "no
+    approval: run `lifecycle approve` first", which refused it as damaged: review GP)."""
     if not rid:
         return None
     try:
         return store.get_record(kind, rid)
     except StoreError:
+        if strict and store.record_path(kind, rid).exists():
+            raise
         return None
 
 
@@ -450,7 +455,7 @@ def approve(
     prev_rec = None
     if step in envs[1:] and envs.index(step) > 1:
         prev = envs[envs.index(step) - 1]
-        prev_rec = _record(store, APPROVAL_KIND, _rid(name, version, prev))
+        prev_rec = _record(store, APPROVAL_KIND, _rid(name, version, prev), strict=True)
         if prev_rec is None:
             reasons.append(f"{prev} has not been approved for {subject} yet; {step} comes after it")
         else:
@@ -582,7 +587,11 @@ def promote(
                 f"the model registry could not answer about {subject} ({e.error_code}): try again"
             ) from None
         refuse(missing_version(client, name, version), misnamed=True)  # (no such name or version: exit 2)
-    rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
+    try:
+        rec = _record(store, APPROVAL_KIND, _rid(name, version, step), strict=True)
+    except StoreError as e:  # (named as damaged, exit 4: not "no approval", which `approve` would refuse to give)
+        audit.append(settings.audit_path, 'promotion.refused', subject, reason=str(e), actor=actor, step=step)
+        raise
     needs = not (policy and step == policy.environments[0])
     if needs and rec is None:
         refuse(f"there is no approval of {subject} for {step}; run `lifecycle approve` first")
