@@ -3247,6 +3247,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/release/container.py'),
                                              'lifecycle.release.container._check_files': ( 'api/release/container.html#_check_files',
                                                                                            'lifecycle/release/container.py'),
+                                             'lifecycle.release.container._own_params': ( 'api/release/container.html#_own_params',
+                                                                                          'lifecycle/release/container.py'),
                                              'lifecycle.release.container._serves_already': ( 'api/release/container.html#_serves_already',
                                                                                               'lifecycle/release/container.py'),
                                              'lifecycle.release.container._source_withheld': ( 'api/release/container.html#_source_withheld',

@@ -408,6 +408,35 @@ def test_a_version_number_with_spaces_around_it_is_that_version(tiny_copy):
     assert json.loads(r.stdout)['path'] == str(bundle_dir(ws, name, '1'))
 
 
+def test_a_bundle_ships_only_params_that_register_its_model_and_a_refusal_keeps_the_one_there(tiny_copy):
+    """Found by review GP: with the workspace's params registering another model (the last run was another
+    dataset's), `lifecycle bundle NAME V --force` put in place of the sound bundle one shipping the other dataset's
+    params (its contract, policy and model name), said it serves that version, and its server stayed not ready for
+    good. The bundle is refused as govern check, approve and promote refuse, naming the folder that registers NAME."""
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.release.commands import bundle
+    from lifecycle.release.container import BundleError, bundle_dir
+
+    ws = tiny_copy
+    name = ws.params['register'].model_name
+    dest = bundle_dir(ws, name, '1')
+    release_bundle(ws, name, '1', dest)  # a sound bundle, as registration writes it
+    sound = {p.relative_to(dest): p.read_bytes() for p in dest.rglob('*') if p.is_file()}
+    other = ws.root / 'params-other'
+    shutil.copytree(ws.params_dir, other)
+    reg = other / 'register.yaml'
+    reg.write_text(reg.read_text().replace(f'model_name: {name}', 'model_name: other'))
+    env = {'LIFECYCLE_WORKSPACE': str(ws.root), 'LIFECYCLE_PARAMS_DIR': str(other)}  # (as --params sets it)
+    r = invoke(bundle, [name, '1', '--force', '--json'], env=env)
+    said = json.loads(r.stdout or '{}').get('error', r.stdout + r.stderr)
+    assert r.exit_code == 2, r.stdout[:500]
+    assert f'registers other, not {name}' in said and f'pass --params {Path(ws.params_dir).name}' in said, said
+    assert {p.relative_to(dest): p.read_bytes() for p in dest.rglob('*') if p.is_file()} == sound  # kept whole
+    with pytest.raises(BundleError, match=f'registers other, not {name}'):  # (the library's one way in too)
+        release_bundle(Workspace.open(ws.root, params_dir=other), name, '1', ws.root / 'elsewhere')
+    assert not (ws.root / 'elsewhere').exists()
+
+
 @pytest.mark.slow  # a lifecycle process
 def test_a_bundles_python_m_lifecycle_runs_as_the_lifecycle_command_does(bundle):
     """A bundle's `python -m lifecycle` (the image's command) ran the Click app itself, not `lifecycle`'s `main`: a
