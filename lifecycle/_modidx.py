@@ -1397,6 +1397,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest.champion_dataset': ( 'api/data/ingest.html#champion_dataset',
                                                                                    'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest.claimed_batch': ( 'api/data/ingest.html#claimed_batch',
+                                                                                'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest.decide': ('api/data/ingest.html#decide', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest.ingest_batch': ( 'api/data/ingest.html#ingest_batch',
                                                                                'lifecycle/data/ingest.py'),

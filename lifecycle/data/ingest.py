@@ -33,8 +33,8 @@ from .checks import judge, violation
 
 # %% auto #0
 __all__ = ['FAILED', 'IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'log_failure',
-           'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot', 'sample_snapshot',
-           'reference_profile', 'champion_dataset', 'resolve_reference', 'batch_stats']
+           'claimed_batch', 'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot',
+           'sample_snapshot', 'reference_profile', 'champion_dataset', 'resolve_reference', 'batch_stats']
 
 # %% ../../nbs/api/data/04_ingest.ipynb #85d00204
 class IngestError(Exception):
@@ -279,8 +279,11 @@ def _log_back(s: Settings):
 FAILED = ('unreadable', 'not stored')  # batches that never reached the checks, or could not be stored
 
 
-def log_failure(s: Settings, dataset: str, source: str, status: str, error: str) -> None:
-    "Log a batch that was unreadable or not stored, so `ingest stats` counts it (best effort: the disk may be full)."
+def log_failure(
+    s: Settings, dataset: str, source: str, status: str, error: str, watch_claim: str | None = None
+) -> None:
+    """Log a batch that was unreadable or not stored, so `ingest stats` counts it (best effort: the disk may be full);
+    `watch_claim` as `ingest_batch`'s."""
     entry = dict(
         batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
         time=now_iso(),
@@ -296,11 +299,21 @@ def log_failure(s: Settings, dataset: str, source: str, status: str, error: str)
         latency_s=None,
         null_rate={},
         findings=[],
+        **({'watch_claim': watch_claim} if watch_claim else {}),
     )
     try:
         append_jsonl(ingest_log_path(s), entry)
     except OSError:
         pass  # the refusal itself still reaches the user
+
+
+def claimed_batch(s: Settings, claim: str) -> dict | None:
+    """What the ingest log says of the batch taken under a watch's claim `claim` (`status`, `snapshot`, `batch_id`),
+    newest first; None when no line carries it (the watch was killed before the batch was logged)."""
+    for e in _log_back(s):
+        if e.get('watch_claim') == claim:
+            return {k: e.get(k) for k in ('status', 'snapshot', 'batch_id')}
+    return None
 
 
 def _parent(s: Settings, dataset: str) -> str | None:
@@ -398,8 +411,11 @@ def ingest_batch(
     role: str = 'batch',
     reference: str | None = None,
     actor: str | None = None,
+    watch_claim: str | None = None,
 ) -> BatchResult:
-    "Check, mask and store one batch under `p` in `s`; `BatchRejected` when refused, `IngestError` when not storable."
+    """Check, mask and store one batch under `p` in `s`; `BatchRejected` when refused, `IngestError` when not storable.
+    `watch_claim`: the id of the watch's claim on the file (`watch.claim`), kept in the batch's line, by which a watch
+    killed before its ledger said the file done finds the batch logged and does not take the file again."""
     from lifecycle.data.pii import load_key, finding_salt
 
     t0, store = time.perf_counter(), s.store
@@ -484,7 +500,7 @@ def ingest_batch(
         made = {x.name for x in created}  # (a replayed batch's snapshot is an earlier line's: not this call's to undo)
         stored = [x['version'] for x in (res.snapshot, res.quarantine) if x and f"{x['version']}.json" in made]
         with _storing(f'the ingest log of {p.dataset}'):
-            _log_batch(s, p, res, actor, stored)
+            _log_batch(s, p, res, actor, stored, watch_claim)
     except IngestError as e:
         if not isinstance(e, _LineRemains):  # (its line is logged whole: the batch is kept, its snapshots with it)
             _undo(created)
@@ -660,7 +676,9 @@ class _LineRemains(IngestError):
     "The batch's line could not be confirmed nor cut back: it is logged whole, so the batch is kept."
 
 
-def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None, stored: list[str]) -> None:
+def _log_batch(
+    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, stored: list[str], watch_claim: str | None = None
+) -> None:
     "Append the batch's line to the ingest log, its audit entries first; `stored`: the snapshots this call stored."
     flags = p.flags.model_dump()
     entry = dict(
@@ -678,6 +696,7 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
         reference=res.reference,
         findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'),
         **res.metrics,
+        **({'watch_claim': watch_claim} if watch_claim else {}),
     )
     line = (json.dumps(entry, default=str) + '\n').encode()
     with locked_append(ingest_log_path(s)) as fd:  # (held from the audit entries to the line: no batch comes between)
