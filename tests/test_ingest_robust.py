@@ -941,3 +941,73 @@ def test_a_sqlite_database_file_named_with_an_e_mail_address_is_said_without_its
         'sqlite:////d/<folder name withheld: it holds personal data>/x.db?mode=ro'
     )
     assert shown_source('sqlite:///data/sales_2024.db') == 'sqlite:///data/sales_2024.db'
+
+
+class _Killed(BaseException):
+    "A `kill -9`: nothing after it runs (no `except Exception` catches it)."
+
+
+def _watched_once(w: Path, env: dict) -> None:
+    r = invoke(cmds().ingest, ['--watch', 'in', '--once', '--interval', '0.01', '--json', '--no-report'], env=env)
+    assert r.exit_code == 0, (r.exception, r.stdout, r.stderr)
+
+
+def _kill_watch_at(tmp_path, monkeypatch, arrests, where: str):
+    """A workspace whose watch of `in/` was killed while taking `in/a.csv`: after the batch's line is in the ingest log,
+    before the ledger's 'done' (`where='done'`), or before the line (`where='line'`)."""
+    from lifecycle.data import watch as wa
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    (w / 'in').mkdir()
+    arrests.head(30).to_csv(w / 'in' / 'a.csv', index=False)
+    mark = wa.Ledger.mark
+
+    def killed_at_done(self, file_id, name, state, **info):
+        if state == 'done':
+            raise _Killed()
+        return mark(self, file_id, name, state, **info)
+
+    def killed_before_line(*a, **k):
+        raise _Killed()
+
+    with monkeypatch.context() as m:
+        if where == 'done':
+            m.setattr(wa.Ledger, 'mark', killed_at_done)
+        else:
+            m.setattr(ing, '_log_batch', killed_before_line)
+        with pytest.raises(_Killed):
+            invoke(cmds().ingest, ['--watch', 'in', '--once', '--interval', '0.01', '--json', '--no-report'], env=env)
+    s = Workspace.open(w)
+    ledger = wa.ledger_for(s.state_dir, w / 'in')
+    assert [e['state'] for e in ledger.entries()] == ['claimed']
+    return w, env, s, ledger
+
+
+def test_a_watch_killed_after_a_batch_is_logged_but_before_its_ledger_says_done_does_not_take_the_file_again(
+    tmp_path, monkeypatch, arrests
+):
+    """`--watch` promises each file exactly once, across restarts: a `kill -9` after the batch's line reached the ingest
+    log but before the ledger's 'done' left the file claimed, so the next run ingested it again (two lines for one file,
+    counted twice by `ingest stats`). The claim's id is now in the batch's line: the next run finds it there and marks
+    the file done with what the line says, taking nothing again."""
+    w, env, s, ledger = _kill_watch_at(tmp_path, monkeypatch, arrests, 'done')
+    (line,) = ing.read_log(s)
+    _watched_once(w, env)
+    _watched_once(w, env)  # (and a run after it: still nothing taken again)
+    assert ing.read_log(s) == [line] and ing.batch_stats(s, 'arrests')['batches'] == 1
+    claimed, done = ledger.entries()
+    assert done['state'] == 'done' and done['recovered'] and line['watch_claim'] == claimed['claim']
+    assert (done['status'], done['snapshot'], done['batch_id']) == (line['status'], line['snapshot'], line['batch_id'])
+
+
+def test_a_watch_killed_before_a_batch_is_logged_takes_the_file_once_on_its_next_run(tmp_path, monkeypatch, arrests):
+    "Killed before the batch's line, the file is taken again by the next run, once, its line naming that run's claim."
+    w, env, s, ledger = _kill_watch_at(tmp_path, monkeypatch, arrests, 'line')
+    assert ing.read_log(s) == []
+    _watched_once(w, env)
+    _watched_once(w, env)
+    (line,) = ing.read_log(s)
+    assert [e['state'] for e in ledger.entries()] == ['claimed', 'claimed', 'done'] and line['status'] == 'accepted'
+    assert line['watch_claim'] == ledger.entries()[1]['claim'] != ledger.entries()[0].get('claim')

@@ -44,7 +44,15 @@ def _said(e: Exception | str, read: str) -> str:
 
 
 def _ingest_one(
-    s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None, report: bool = True
+    s,
+    p,
+    rp,
+    source: str,
+    query: str | None,
+    as_json: bool,
+    actor: str | None = None,
+    report: bool = True,
+    watch_claim: str | None = None,
 ) -> dict:
     from lifecycle.data import ingest, sources
     from lifecycle.data.pii import PiiError
@@ -63,17 +71,18 @@ def _ingest_one(
             fingerprint=fp,
             reference=ref,
             actor=actor,
+            watch_claim=watch_claim,
         )
     except ingest.BatchRejected as e:  # (its message, the outcome's `error`: the policy, the count and the reason)
         r, rejected = e.result, str(e)
     except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
-        ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read))
+        ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read), watch_claim)
         code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
         return dict(ok=False, status='unreadable', source=source, error=_said(e, read), exit=code)
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=_said(e, read), exit=EXIT_INPUT)
     except ingest.IngestError as e:
-        ingest.log_failure(s, p.dataset, source, 'not stored', _said(e, read))
+        ingest.log_failure(s, p.dataset, source, 'not stored', _said(e, read), watch_claim)
         return dict(ok=False, status='not stored', source=source, error=_said(e, read), exit=EXIT_STAGE)
     v = r.violations
     html = unwritten = None
@@ -305,7 +314,8 @@ def ingest(
     if watch:
         from lifecycle.data.pii import finding_salt
         from lifecycle.data.sources import shown_source
-        from lifecycle.data.watch import watch as watch_folder, ledger_for
+        from lifecycle.data.ingest import claimed_batch
+        from lifecycle.data.watch import claim, watch as watch_folder, ledger_for
 
         current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
         folder = Path(shown_source(str(watch), 'folder'))  # (as said: one named with an e-mail address, without it)
@@ -317,7 +327,9 @@ def ingest(
             except ParamsError as e:
                 said_e = _swapped(str(e), _held_swaps())
                 typer.secho(f"warning: params now invalid, keeping the last good ones: {said_e}", fg='yellow', err=True)
-            return said(_ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report))
+            batch = (s, current['p'], current['rp'], str(path.resolve()), None, as_json)
+            return said(_ingest_one(*batch, report=report, watch_claim=claim.get()))  # (the claim's id in the batch's
+            # line: a watch killed before its ledger said the file done finds it there)
 
         def refuse(path, why):  # (a link out of the folder: not read)
             return said(dict(ok=False, status='refused', source=shown_source(str(path)), error=why, exit=EXIT_INPUT))
@@ -340,6 +352,7 @@ def ingest(
                 interval=interval,
                 max_batches=max_batches,
                 refuse=refuse,
+                logged=lambda c: claimed_batch(s, c),
                 on_wait=lambda: typer.secho(
                     "waiting for another watch of this folder to finish taking a file", fg='yellow', err=True
                 ),

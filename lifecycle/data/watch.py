@@ -6,9 +6,11 @@ neither takes a file twice nor skips one."""
 # %% ../../nbs/api/data/05_watch.ipynb #3c055c85
 from __future__ import annotations
 import os
+import secrets
 import stat
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 from typing import Callable
@@ -17,10 +19,13 @@ from ..core.manifest import now_iso
 from .sources import SourceError, shown_source
 
 # %% auto #0
-__all__ = ['PATTERNS', 'Ledger', 'ledger_for', 'watch']
+__all__ = ['PATTERNS', 'claim', 'Ledger', 'ledger_for', 'watch']
 
 # %% ../../nbs/api/data/05_watch.ipynb #b04134dd
 PATTERNS = ('*.csv', '*.csv.gz', '*.tsv', '*.parquet', '*.pq')
+# the id of the claim `handle` is called under, for the batch's line to keep: a run killed before it marked the file
+# done is found to have logged it (review GR)
+claim: ContextVar[str | None] = ContextVar('claim', default=None)
 
 
 class Ledger:
@@ -30,6 +35,7 @@ class Ledger:
         self.path = Path(path)
         self.salt = salt  # the workspace's digest salt: a file name withheld from messages is kept as its keyed hash
         self._read, self._done = None, None  # (the ledger's `_state` when `done` last read it, and what it found)
+        self._open = {}  # (file id -> the id of its last claim with no 'done' or 'failed' after it, as `done` read)
 
     def entries(self) -> list[dict]:
         "Every whole entry, oldest first; `JournalError` naming a damaged line (or one without a file id, name, state)."
@@ -41,8 +47,23 @@ class Ledger:
         state = self._state()
         if self._done is None or state != self._read:
             self._read = state  # (before reading: a line written meanwhile makes the next call read it again)
-            self._done = {e['file_id'] for e in self.entries() if e['state'] == 'done'}
+            self._done, self._open = set(), {}
+            for e in self.entries():
+                self._note(e['file_id'], e['state'], e.get('claim'))
         return set(self._done)
+
+    def _note(self, file_id: str, state: str, claim: str | None) -> None:
+        if state == 'done':
+            self._done.add(file_id)
+        if state == 'claimed':
+            self._open[file_id] = claim
+        else:
+            self._open.pop(file_id, None)
+
+    def unfinished(self, file_id: str) -> str | None:
+        """The id of the file's last claim when no 'done' nor 'failed' followed it (a watch killed while taking it;
+        None for a claim of a ledger from before claims had ids); to ask under the lock (`_taking`), which read it."""
+        return self._open.get(file_id)
 
     def _state(self) -> tuple | None:
         try:
@@ -76,8 +97,8 @@ class Ledger:
     def mark(self, file_id: str, name: str, state: str, **info) -> None:
         "Record that a file was claimed, finished (`done`) or `failed` with nothing kept (taken again by the next run)."
         append_jsonl(self.path, dict(file_id=file_id, name=name, state=state, time=now_iso(), **info))
-        if state == 'done' and self._done is not None:
-            self._done.add(file_id)
+        if self._done is not None:
+            self._note(file_id, state, info.get('claim'))
 
 
 def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = None) -> Ledger:
@@ -177,6 +198,7 @@ def watch(
     on_missed: Callable[[str], None] | None = None,
     refuse: Callable[[Path, str], dict] | None = None,
     on_wait: Callable[[], None] | None = None,
+    logged: Callable[[str], dict | None] | None = None,
 ) -> list[dict]:
     """Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes. A folder that
     cannot be read is a `SourceError` with `once` or at the first look; later (removed, or its permissions changed,
@@ -186,7 +208,10 @@ def watch(
     `once` too, which looks again after an interval when it found a new file and leaves one still changing. A file
     whose outcome kept nothing (`not stored`: a full disk) is not done: the watch takes it again after a wait
     (`_RETRY`), its next run at once. A file is taken under the ledger's lock: `on_wait()` is told when another watch
-    of the folder holds it."""
+    of the folder holds it. Each claim has an id, `claim` while `handle` runs: a file whose last claim was never
+    finished (a watch killed while taking it) is first looked up by `logged(claim id) -> outcome | None` (`status`,
+    `snapshot`, `batch_id` of the batch logged under it), and marked done by what it says, not taken again, when
+    found (the kill came after the batch was logged: review GR)."""
     folder = Path(folder)
     if not folder.is_dir():
         found = 'nothing' if not folder.exists() else 'a file' if folder.is_file() else 'a pipe or device'
@@ -230,8 +255,17 @@ def watch(
             with ledger._taking(ids[0], on_wait) as free:
                 if not free:  # (taken by another watch of the folder meanwhile)
                     continue
-                ledger.mark(fid, name, 'claimed')
-                out = refuse(path, why) if why else handle(path)
+                was = ledger.unfinished(fid)  # (a watch killed while taking it: its batch logged already?)
+                if was and logged and (got := logged(was)) and got.get('status') not in _UNFINISHED:
+                    ledger.mark(fid, name, 'done', **got, recovered=f"logged under claim {was}, by a run killed since")
+                    done.add(fid)
+                    continue
+                ledger.mark(fid, name, 'claimed', claim=(taking := secrets.token_hex(8)))
+                token = claim.set(taking)
+                try:
+                    out = refuse(path, why) if why else handle(path)
+                finally:
+                    claim.reset(token)
                 unfinished = out.get('status') in _UNFINISHED
                 ledger.mark(fid, name, 'failed' if unfinished else 'done', **out)
                 if (read := _read_id(key, out)) not in (None, fid) and not unfinished:
