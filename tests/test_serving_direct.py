@@ -276,3 +276,27 @@ def test_a_body_held_back_after_its_headers_cannot_hold_a_connection(tiny_ws, pr
         finally:
             for so in holders:
                 so.close()
+
+
+@pytest.mark.parametrize('protocol', [DirectHttpToolsProtocol, GuardedH11Protocol])
+def test_a_body_sent_after_its_answer_leaves_the_next_headers_due(tiny_ws, protocol, monkeypatch):
+    """A request answered before its body has all come (a 413 on its declared length) leaves its connection waiting
+    for the next request's headers, with their deadline: the rest of its body arriving later took the deadline away
+    (httptools: `on_message_complete` disarmed it), and uvicorn's keep-alive timer, cancelled by that data, was not
+    set again, so such a connection was held for ever and never the one closed at the connection limit."""
+    monkeypatch.setattr(protocol, '_limits', (8, 1.0))  # (1 s for headers: this process's limits, as `serve` sets)
+    head = b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 200\r\n\r\n'
+    with serving(tiny_ws, protocol, max_body=100) as d:
+        with socket.create_connection(('127.0.0.1', d.port), timeout=10) as so:
+            so.sendall(head)
+            [(answer, _)] = http_answers(so, 1)  # refused on its declared length, before its body is read
+            assert answer.startswith(b'HTTP/1.1 413'), answer
+            so.sendall(b' ' * 200)  # the body, after its answer: the connection now waits for the next request
+            start = time.monotonic()
+            so.settimeout(4)  # (under uvicorn's keep-alive of 5 s: the headers' deadline, 1 s, must close it first)
+            try:
+                while so.recv(1 << 16):
+                    pass
+            except socket.timeout:
+                pytest.fail('the connection was still open 4 s after its answer: no deadline for the next headers')
+            assert time.monotonic() - start < 3

@@ -153,7 +153,10 @@ if HttpToolsProtocol is not None:
             self._body_due()  # a whole request line and headers arrived: the body is due in time too
 
         def on_message_complete(self) -> None:
-            self._disarm()  # a whole request arrived
+            # a whole request arrived; one answered before its body all came (a 413 on its declared length) keeps
+            # the deadline `on_response_complete` set for the next request's headers
+            if self.cycle is None or not self.cycle.response_complete:
+                self._disarm()
             super().on_message_complete()
 
         def on_response_complete(self) -> None:
