@@ -494,3 +494,32 @@ def test_bundle_ships_no_database_password_or_address_of_the_source(tiny_copy, t
     assert not said and 'alice' not in (shipped / 'params' / 'ingest.yaml').read_text(), said
     assert load_params(shipped / 'params')['ingest'].source.startswith('postgresql+psycopg://***:***@db.example')
     assert url in own.read_text()
+
+
+_URL = 'postgresql+psycopg://alice:S3cretPW@db.example/crm'
+
+
+@pytest.mark.parametrize(
+    'written',
+    [
+        f'source: >-\n  {_URL}\n',  # a folded block
+        f'source:\n  {_URL}\n',  # on the next line
+        'source: "postgresql+psycopg://alice:S3cretPW@db.example/\\\n  crm"\n',  # quoted, over two lines
+        f'# was: source: {_URL}\nsource: {_URL}  # production\n',  # quoted again in a comment
+    ],
+    ids=['folded', 'next-line', 'quoted-two-lines', 'in-a-comment'],
+)
+def test_a_bundles_source_written_over_several_lines_or_quoted_in_a_comment_is_withheld(tmp_path, written):
+    """A source written over several lines made the bundle's rewrite of ingest.yaml fail with YAML's ParserError, whose
+    message quoted the line it stopped at, password and all (review revGS); a comment quoting the source kept it."""
+    import yaml
+    from lifecycle.release.container import _source_withheld
+
+    path = tmp_path / 'ingest.yaml'
+    path.write_text(f'# the contract\ndataset: crm\n{written}query: SELECT * FROM arrests\n')
+    _source_withheld(path)
+    text = path.read_text()
+    assert 'S3cretPW' not in text and 'alice' not in text, text
+    assert yaml.safe_load(text) == {
+        'dataset': 'crm', 'source': 'postgresql+psycopg://***:***@db.example/crm', 'query': 'SELECT * FROM arrests'
+    }

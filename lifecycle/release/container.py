@@ -289,21 +289,31 @@ def tidy_bundle(dest: str | Path) -> Path | None:
 def _source_withheld(path: Path) -> None:
     """Rewrite a bundle's `ingest.yaml` with its source as `shown_source` shows it (review GM): a database URL's user
     and password, or a file named with an e-mail address, went whole into every bundle and the image built from it.
-    The server reads the columns' contract, never the source; the workspace's own file is left as it is."""
-    import re
-
+    The server reads the columns' contract, never the source; the workspace's own file is left as it is. The source's
+    value is replaced where it is written, in any of YAML's styles (over several lines too), comments kept; where
+    that cannot be done, or the raw source is written again elsewhere (a comment), the file is written anew."""
     import yaml
     from lifecycle.data.sources import shown_source
 
     if not path.is_file():
         return
     text = path.read_text()
-    source = (yaml.safe_load(text) or {}).get('source')
+    doc = yaml.safe_load(text) or {}
+    source = doc.get('source')
     if not isinstance(source, str) or (shown := shown_source(source)) == source:
         return
-    new = re.sub(r'(?m)^source:.*$', lambda m: f'source: {json.dumps(shown)}', text, count=1)
-    if (yaml.safe_load(new) or {}).get('source') != shown:  # (a source written over several lines: its comments go)
-        new = yaml.safe_dump({**yaml.safe_load(text), 'source': shown}, sort_keys=False, allow_unicode=True)
+    new = None
+    for k, v in getattr(yaml.compose(text, Loader=yaml.SafeLoader), 'value', []):
+        if isinstance(k, yaml.ScalarNode) and k.value == 'source' and isinstance(v, yaml.ScalarNode):
+            was = text[v.start_mark.index : v.end_mark.index]  # (a block scalar's ends with its line break)
+            new = text[: v.start_mark.index] + json.dumps(shown) + was[len(was.rstrip('\r\n')) :]
+            new += text[v.end_mark.index :]
+    try:
+        whole = new is not None and source not in new and (yaml.safe_load(new) or {}).get('source') == shown
+    except yaml.YAMLError:
+        whole = False
+    if not whole:  # (its comments go: one may quote the source)
+        new = yaml.safe_dump({**doc, 'source': shown}, sort_keys=False, allow_unicode=True)
     atomic_write(path, new)
 
 
