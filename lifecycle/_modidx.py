@@ -3854,6 +3854,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.journal.sweep': ('api/serve/journal.html#sweep', 'lifecycle/serve/journal.py')},
             'lifecycle.serve.limits': { 'lifecycle.serve.limits.GuardedH11Protocol': ( 'api/serve/limits.html#guardedh11protocol',
                                                                                        'lifecycle/serve/limits.py'),
+                                        'lifecycle.serve.limits.GuardedH11Protocol._track': ( 'api/serve/limits.html#guardedh11protocol._track',
+                                                                                              'lifecycle/serve/limits.py'),
                                         'lifecycle.serve.limits.GuardedH11Protocol.data_received': ( 'api/serve/limits.html#guardedh11protocol.data_received',
                                                                                                      'lifecycle/serve/limits.py'),
                                         'lifecycle.serve.limits.GuardedH11Protocol.on_response_complete': ( 'api/serve/limits.html#guardedh11protocol.on_response_complete',

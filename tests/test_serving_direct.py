@@ -300,3 +300,29 @@ def test_a_body_sent_after_its_answer_leaves_the_next_headers_due(tiny_ws, proto
             except socket.timeout:
                 pytest.fail('the connection was still open 4 s after its answer: no deadline for the next headers')
             assert time.monotonic() - start < 3
+
+
+@pytest.mark.parametrize('protocol', [DirectHttpToolsProtocol, GuardedH11Protocol])
+def test_a_pipelined_request_whose_body_is_held_back_is_dropped_in_time(tiny_ws, protocol, monkeypatch):
+    """A request pipelined behind another, its headers sent and its body held back: h11's protocol reads it once the
+    first is answered (`on_response_complete`), not in `data_received`, where alone the body's deadline was set, so
+    such a request had none and held its connection for ever (review revGS)."""
+    monkeypatch.setattr(protocol, '_limits', (8, 1.0))  # (1 s: this process's limits, as `serve` sets)
+    body = json.dumps({'records': [REC]}).encode()
+    first = b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n' % len(
+        body
+    )
+    held = b'POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"re'
+    with serving(tiny_ws, protocol) as d:
+        with socket.create_connection(('127.0.0.1', d.port), timeout=10) as so:
+            so.sendall(first + body + held)
+            [(answer, _)] = http_answers(so, 1)
+            assert answer.startswith(b'HTTP/1.1 200'), answer
+            start = time.monotonic()
+            so.settimeout(4)  # (under uvicorn's keep-alive of 5 s)
+            try:
+                while so.recv(1 << 16):
+                    pass
+            except socket.timeout:
+                pytest.fail('a pipelined request whose body never came still held its connection after 4 s')
+            assert time.monotonic() - start < 3

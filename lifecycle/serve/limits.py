@@ -123,6 +123,10 @@ class GuardedH11Protocol(_Guard, H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        self._track()
+
+    def _track(self) -> None:
+        "What the client's side of h11 now waits for: a request's body (due in time), or nothing (a whole request)."
         state = self.conn.their_state
         if state is h11.SEND_BODY:
             if not self._in_body:  # a whole request line and headers arrived: the body is due in time too
@@ -133,9 +137,13 @@ class GuardedH11Protocol(_Guard, H11Protocol):
             self._disarm()  # a whole request arrived
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        super().on_response_complete()  # (reads a pipelined request, if one waits: not through `data_received`)
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE:
             self._arm()  # keep-alive: the next request's headers are due in time too
+        else:
+            self._track()  # a pipelined request read: its body is due in time too, if it has not all come
 
 
 try:  # a C parser: a third less CPU per request than h11's pure Python
