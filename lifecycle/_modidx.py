@@ -58,6 +58,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._shared_kernel_engine': ( 'api/app/kernel.html#_shared_kernel_engine',
                                                                                       'lifecycle/app/kernel.py'),
+                                      'lifecycle.app.kernel._sweep_scratch': ( 'api/app/kernel.html#_sweep_scratch',
+                                                                               'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._watching': ('api/app/kernel.html#_watching', 'lifecycle/app/kernel.py')},
             'lifecycle.app.pipeline': { 'lifecycle.app.pipeline.Stage': ('api/app/pipeline.html#stage', 'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline.StageFailed': ( 'api/app/pipeline.html#stagefailed',

@@ -519,3 +519,8 @@ def test_stage_kernel_runs_with_the_parameters_and_records_the_shown_ones(tmp_pa
         kernel.execute(tmp_path / 'stage.ipynb', reports / 'again.ipynb', given, shown, scratch)
     assert not [p.name for p in reports.iterdir() if 'S3cretPW' in p.read_text()]
     assert [p.name for p in scratch.iterdir() if 'S3cretPW' in p.read_text()] == [f'{os.getpid()}-reports-again.ipynb']
+    monkeypatch.undo()
+    (scratch / '999999999-r1-out.ipynb').write_text('{"left": "S3cretPW"}')
+    with StageKernel(tmp_path) as kernel:  # (a stage with nothing to withhold sweeps what dead processes left: GS)
+        kernel.execute(tmp_path / 'stage.ipynb', reports / 'plain.ipynb', {'source': 'data.csv'}, None, scratch)
+    assert [p.name for p in scratch.iterdir()] == [f'{os.getpid()}-reports-again.ipynb']

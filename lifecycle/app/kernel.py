@@ -150,15 +150,20 @@ def _keep_whole(tmp: Path, dst: Path, shown: dict | None = None) -> None:
 
 def _scratch_notebook(scratch: Path, dst: Path) -> Path:
     """Where a notebook whose parameters `dst` must not record runs: `scratch/<pid>-<run>-<name>`, in a folder no
-    report or site publishes; the notebooks left there by processes that are gone (killed mid-stage) are removed."""
+    report or site publishes."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    return scratch / f'{os.getpid()}-{dst.parent.name}-{dst.name}'
+
+
+def _sweep_scratch(scratch: Path) -> None:
+    """Remove the notebooks processes that are gone (killed mid-stage) left in `scratch`, each holding the parameters
+    it ran with: at every stage given the folder, whatever its own parameters (review GS)."""
     from lifecycle.core.store import pid_alive
 
-    scratch.mkdir(parents=True, exist_ok=True)
     for old in scratch.glob('*-*.ipynb'):
         pid = old.name.split('-', 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             old.unlink(missing_ok=True)
-    return scratch / f'{os.getpid()}-{dst.parent.name}-{dst.name}'
 
 
 def _record_parameters(nb, shown: dict) -> None:
@@ -206,6 +211,8 @@ class StageKernel:
             self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
         outcome, tmp = 'interrupted', Path(dst).with_name(f'.{Path(dst).stem}.tmp.ipynb')  # (its name once whole)
+        if scratch is not None:
+            _sweep_scratch(Path(scratch))
         if shown is not None and scratch is not None:
             tmp = _scratch_notebook(Path(scratch), Path(dst))
         try:
