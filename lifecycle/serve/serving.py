@@ -600,10 +600,17 @@ async def _refused(request: Request, exc: Refused) -> Response:
     return refuse(request.app.state.server, exc.route, exc, exc.status)
 
 
+_ROUTES = frozenset(
+    ('invocations', 'predict', 'feedback', 'admin', 'health', 'ping', 'version', 'ready', 'metrics', 'docs')
+)  # (the first segment of every path the application serves)
+
+
 def route_label(path: str) -> str:
     """The `route` label of `lifecycle_errors_total` for a request to `path`, as refusals count it: `/invocations` is
-    `invocations`, every `/admin/...` path `admin` (one label per route, whatever the path: no label per URL)."""
-    return path.strip('/').split('/', 1)[0] or '/'
+    `invocations`, every `/admin/...` path `admin`, any path of no route `other` (one label per route, whatever the
+    path: never a label per URL, which a client could make without end)."""
+    first = path.strip('/').split('/', 1)[0]
+    return first if first in _ROUTES else 'other'
 
 
 def model_failed(srv: Server, path: str, exc: ModelFailed) -> Response:
