@@ -762,6 +762,16 @@ def test_a_watch_takes_a_data_file_whatever_the_case_of_its_extension(tmp_path):
     assert taken == [{'status': 'A.CSV'}, {'status': 'b.Parquet'}, {'status': 'c.csv.GZ'}]
 
 
+def _watching(tmp_path, monkeypatch, arrests, file: str):
+    """A workspace (the working folder) with 30 rows of the default data at `file` (`inbox/b.csv`: a folder to watch,
+    and its file), and the environment its commands run with: (workspace, env)."""
+    w = make_workspace(tmp_path / 'ws')
+    (w / file).parent.mkdir(parents=True)
+    arrests.head(30).to_csv(w / file, index=False)
+    monkeypatch.chdir(w)
+    return w, {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+
+
 def test_a_watched_file_replaced_after_the_watch_hashed_it_is_taken_once_by_what_was_read(
     tmp_path, monkeypatch, arrests
 ):
@@ -770,11 +780,7 @@ def test_a_watched_file_replaced_after_the_watch_hashed_it_is_taken_once_by_what
     second batch of it (`replayed_batch`). The ledger now marks what the batch read as taken too."""
     from lifecycle.data import watch as w
 
-    ws = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(ws), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(ws)
-    (ws / 'inbox').mkdir()
-    arrests.head(30).to_csv(ws / 'inbox' / 'b.csv', index=False)
+    ws, env = _watching(tmp_path, monkeypatch, arrests, 'inbox/b.csv')
     real = w.Ledger.mark
 
     def then_replaced(self, file_id, name, state, **info):  # (claimed: hashed, its batch not yet begun)
@@ -957,11 +963,7 @@ def _kill_watch_at(tmp_path, monkeypatch, arrests, where: str):
     before the ledger's 'done' (`where='done'`), or before the line (`where='line'`)."""
     from lifecycle.data import watch as wa
 
-    w = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(w)
-    (w / 'in').mkdir()
-    arrests.head(30).to_csv(w / 'in' / 'a.csv', index=False)
+    w, env = _watching(tmp_path, monkeypatch, arrests, 'in/a.csv')
     mark = wa.Ledger.mark
 
     def killed_at_done(self, file_id, name, state, **info):

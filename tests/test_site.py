@@ -564,12 +564,11 @@ def test_a_render_with_no_notebook_page_to_render_skips_mkdocs_jupyter_and_links
     )
 
 
-def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_changed(workspace, monkeypatch):
-    import dataclasses
-    from lifecycle.core.workspace import Workspace
+def _models_counted(s, monkeypatch) -> tuple:
+    """Workspace `s`'s tracking store (SQLite in its state folder) as a file of made-up bytes, and the site's reads of
+    the models' facts counted, each giving one model with no version: (the database file, the list of reads)."""
     from lifecycle.app import site
 
-    s = Workspace.open(workspace)
     db = s.state_dir / 'mlflow.db'  # the default tracking store: SQLite in the state folder
     assert s.tracking_uri == f'sqlite:///{db}'
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -581,6 +580,16 @@ def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_chang
         return [dict(name='m', aliases={}, environments=(), serving_alias='dev', versions=[])]
 
     monkeypatch.setattr(site, '_models', models)
+    return db, reads
+
+
+def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_changed(workspace, monkeypatch):
+    import dataclasses
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    db, reads = _models_counted(s, monkeypatch)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     site.render_site(s, 'mkdocs')
     add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
@@ -617,16 +626,7 @@ def test_the_models_facts_are_read_again_when_the_evidence_an_approval_was_verif
     from lifecycle.app import site
 
     s = Workspace.open(workspace)
-    db = s.state_dir / 'mlflow.db'
-    db.parent.mkdir(parents=True, exist_ok=True)
-    db.write_bytes(b'registry v1')
-    reads = []
-
-    def models(ws):
-        reads.append(1)
-        return [dict(name='m', aliases={}, environments=(), serving_alias='dev', versions=[])]
-
-    monkeypatch.setattr(site, '_models', models)
+    db, reads = _models_counted(s, monkeypatch)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     site.render_site(s, 'mkdocs')
     assert len(reads) == 1
