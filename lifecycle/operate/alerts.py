@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
+from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached, parse_condition
 
 # %% auto #0
@@ -460,7 +460,6 @@ def _check_waiting(path: Path, items: list) -> None:
     """`StateError` naming the outbox file `path` and its first item that is not a waiting alert as `Outbox` writes it
     (an object with an `alert` object, whole-number `attempts` and a numeric `next_try`): a file edited or damaged into
     other JSON ended `monitor run` and `monitor status` with an AttributeError's traceback (review GQ)."""
-    from lifecycle.core.store import StateError
 
     def why(it) -> str:
         if not isinstance(it, dict):

@@ -83,8 +83,7 @@ class _Guard:
     def _body_due(self) -> None:
         """A request's headers came: its body is due within the same time again, so a client that holds it back (or
         trickles it) is dropped as one whose headers are late, and gives its place at the limit as such a one does."""
-        self._waiting_since = None
-        self._arm()
+        self._arm()  # (waiting again from now: `_arm` moves `_waiting_since` on, its one timer left as it is)
 
     def _due(self) -> None:
         "The timer fired: drop the connection if its headers are late; else wait again, until they would be."
