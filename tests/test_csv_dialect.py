@@ -113,6 +113,26 @@ def test_number_marks_read_only_numbers_written_with_them(tmp_path):
     assert re.fullmatch(number_pattern('.', ','), '-46.112,76e2') and not re.fullmatch(number_pattern('.', ','), '1..2')
 
 
+def test_number_marks_read_an_apostrophe_or_a_space_but_not_numbers_of_one_length_grouped():
+    """Review GM: amounts written `1'234.50` or `1 234,50` were read as text, and init proposed them as identifiers or
+    phone numbers. They are read with their marks now, with the file's other numbers' decimal mark; whole numbers all
+    of one length written in groups (`612 345 678`, a phone number) stay text for the personal-data detector, and a
+    file grouping one column with an apostrophe and another with ',' has no one reading."""
+    from lifecycle.data.infer import number_marks
+
+    def read(df, delimiter=','):
+        return (m.thousands, m.decimal, m.columns) if (m := number_marks(df, delimiter)) else None
+
+    ch = pd.DataFrame({'amount': ["24'353.83", '912.5', "1'204'000"], 'rate': ['0.5', '1.25', '3.0']})
+    assert read(ch) == ("'", '.', ('amount',))
+    fr = pd.DataFrame({'montant': ['9 153', '182 638', '15'], 'taux': ['0,5', '1,25', '3']})
+    assert read(fr) == (' ', ',', ('montant', 'taux'))
+    assert read(fr[['montant']], ';') == (' ', ',', ('montant',)) and read(fr[['montant']])[:2] == (' ', '.')
+    assert read(pd.DataFrame({'tel': ['612 345 678', '698 111 202', '655 000 999']})) is None
+    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,234.5', '2']})) is None
+    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,5', '2']})) is None  # ('.' and ',' decimals)
+
+
 def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_otherwise(tmp_path):
     """Review T: `score` read its CSV input as UTF-8 with commas whatever ingest.yaml's `csv` said, and its refusal
     advised setting `csv.encoding` in ingest.yaml, which score never read."""

@@ -148,6 +148,7 @@ def _codes(seen: pd.Series, lost: pd.Series | None = None, max_categories: int =
 _INFINITE = r'|[-+]?(?i:inf(?:inity)?)'  # (a number either way, for the refusal of infinite numbers: review AA)
 _US_NUMBER = r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d*\.\d+|[-+]?\d+' + _INFINITE  # 55,623.98, 0.5, 12
 _EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+' + _INFINITE  # 55.623,98, 0,5, 12
+_OTHER_THOUSANDS = ("'", '\u2019', ' ', '\u00a0', '\u202f')  # 1'234.50 (Swiss), 1 234,50 (French; no-break too)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,26 @@ class NumberMarks:
     columns: tuple = ()
 
 
+def _grouped_otherwise(v: pd.Series) -> tuple[str, str | None] | None:
+    """The thousands separator other than ',' and '.' (an apostrophe or a space, `_OTHER_THOUSANDS`) that every value of
+    a column (as text, blanks out) is written with, and its decimal mark (None: no value has a decimal part). None
+    when no value is grouped so; so too for whole numbers all of one length (`612 345 678`: a phone or account
+    number written in groups, not an amount), left as text to the personal-data detector."""
+    from lifecycle.data.sources import number_pattern
+
+    for mark in _OTHER_THOUSANDS:
+        if not v.str.contains(mark, regex=False).any():
+            continue
+        for decimal in ('.', ','):
+            if not v.str.fullmatch(number_pattern(mark, decimal)).all():
+                continue
+            fraction = v.str.contains(re.escape(decimal) + r'\d', regex=True).any()
+            if not fraction and v.str.count(r'\d').nunique() == 1:
+                return None
+            return mark, (decimal if fraction else None)
+    return None
+
+
 def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None:
     """How the numbers of a file's columns (`text`: its rows read as text) are written, when a column's every value is
     a number written with a thousands separator or a decimal comma: `55,623.98` (thousands ',', decimal '.'), or
@@ -169,7 +190,7 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
     decimal mark). None: no such column, or columns written both ways (`0.5` in one, `0,5` in another): either
     reading would misread the other's numbers. The marks are the `columns`' alone: a reader given them as the
     contract's number columns leaves a date's dots (`31.01.2024`) as they are."""
-    us, eu, either, dotted, decimals = {}, {}, {}, {}, []
+    us, eu, either, dotted, decimals, other = {}, {}, {}, {}, [], {}
     for c in text.columns:
         v = text[c].dropna().astype(str).str.strip()
         v = v[v != '']
@@ -185,6 +206,10 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
             decimals.append(c)  # (`0.5`, as pandas reads them anyway)
         elif as_eu:
             eu[c] = v
+        elif (marks := _grouped_otherwise(v)) is not None:
+            other[c] = marks
+    if other:
+        return _marked_otherwise(text, other, eu, either, dotted, decimals, us, delimiter)
     if (eu and (us or decimals)) or not (eu or either or us):
         return None
     if eu or (not us and not decimals and delimiter == ';'):
@@ -197,6 +222,27 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
     said = f"{len(columns)} column(s) of numbers written as {written}"
     said += f" ({len(either)} either way: {how})" if either else ''
     return NumberMarks(thousands, decimal, said, tuple(c for c in text.columns if c in columns))
+
+
+def _marked_otherwise(
+    text, other: dict, eu: dict, either: dict, dotted: dict, decimals: list, us: dict, delimiter: str
+) -> NumberMarks | None:
+    """`number_marks` of a file some of whose columns group thousands with an apostrophe or a space (`other`: each
+    one's mark and decimal mark, None where it has no decimal part): one mark for them all, and one decimal mark that
+    the file's other numbers share (`0,5` ',' and `0.5` '.'; `1,234` alone reads as a decimal comma), else the
+    delimiter's (';': ','); None when they disagree or another column groups with ',' or '.'."""
+    grouped_eu = any(x.str.contains(r'\d\.\d{3}').any() for x in eu.values())
+    if us or grouped_eu or len({mark for mark, _ in other.values()}) > 1:
+        return None
+    said = {d for _, d in other.values() if d} | ({','} if eu or either else set())
+    said |= {'.'} if decimals or dotted else set()
+    if len(said) > 1:
+        return None
+    decimal = said.pop() if said else (',' if delimiter == ';' else '.')
+    thousands = next(iter(other.values()))[0]
+    columns = [*other, *((*eu, *either) if decimal == ',' else ())]
+    why = f"{len(columns)} column(s) of numbers written as 1{thousands}234{decimal}5"
+    return NumberMarks(thousands, decimal, why, tuple(c for c in text.columns if c in columns))
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
 _DATE = (
