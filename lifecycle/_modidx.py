@@ -1310,6 +1310,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._tolerance': ('api/data/infer.html#_tolerance', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._too_large_why': ( 'api/data/infer.html#_too_large_why',
+                                                                               'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._vocabulary': ('api/data/infer.html#_vocabulary', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._widened': ('api/data/infer.html#_widened', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.as_written': ('api/data/infer.html#as_written', 'lifecycle/data/infer.py'),

@@ -341,6 +341,29 @@ def test_a_parquet_files_dates_and_times_pass_the_contract_init_proposed_for_the
     assert snap['renewal'].isna().sum() == 12 and snap['renewal'][1] == '2022-01-02'
 
 
+def test_numbers_too_large_to_standardise_are_left_out_of_the_inputs_as_the_features_stage_would_refuse_them():
+    """Review GM: init proposed `standardize` for a column of numbers near 1e155, and the first run's features stage
+    refused it (their squares overflow a float). The column is left out with the reason, as the stage's own fit and
+    check find it; numbers of 1e100 that scale are kept."""
+    from lifecycle.core.params import FeatureDef, FeaturesParams
+    from lifecycle.data.features import FeatureError, build_transformer, check_fitted
+
+    df = customers(400)
+    df['huge'] = np.random.default_rng(5).uniform(1, 9, 400) * 1e155
+    df['large'] = np.random.default_rng(6).uniform(1, 9, 400) * 1e100
+    pr = propose_params(df, target='churned', source='data/customers.csv')
+    table = pr.columns.set_index('column')
+    row = table.loc['huge']
+    assert row.role == 'excluded: too large' and row.why.startswith('400 value(s) of 1e100 or more'), row.to_dict()
+    assert table.loc['large', 'role'] == 'feature'
+    names = [f['name'] for f in yaml.safe_load(pr.files['features.yaml'])['features']]
+    assert 'huge' not in names and 'large' in names
+    huge = FeatureDef(name='huge', kind='numeric', transform='standardize')
+    fp = FeaturesParams(target='churned', positive_class=1, features=[huge])
+    with pytest.raises(FeatureError, match='too large to standardise'):  # (the stage's answer for the column)
+        check_fitted(build_transformer(fp).fit(df), fp)
+
+
 @pytest.mark.parametrize(
     'marks, sep, csv, how',
     [

@@ -591,6 +591,26 @@ def _constant_why(s: pd.Series) -> str:
     return f"one value in {values:,} rows, blank in the other {len(s) - values:,}"
 
 
+def _too_large_why(s: pd.Series) -> str:
+    """Why a column of numbers cannot be standardised (empty: it can), as the features stage's scaler finds it: a mean
+    or variance beyond a float's range (values near 1e154 and over, whose squares overflow), in counts."""
+    v = pd.to_numeric(s, errors='coerce').dropna().astype(float)
+    if not len(v) or float(v.abs().max()) < 1e100:  # (far below any overflow: no fit needed)
+        return ''
+    import warnings
+    from sklearn.preprocessing import StandardScaler
+
+    with warnings.catch_warnings(), np.errstate(all='ignore'):
+        warnings.simplefilter('ignore')
+        fit = StandardScaler().fit(v.to_numpy().reshape(-1, 1))
+    if all(np.isfinite(getattr(fit, a)).all() for a in ('mean_', 'var_', 'scale_')):
+        return ''
+    return (
+        f"{int((v.abs() >= 1e100).sum()):,} value(s) of 1e100 or more: too large to standardise (their squares "
+        "overflow a float); rescale them upstream (a log or other units)"
+    )
+
+
 def propose_params(
     df: pd.DataFrame,
     *,
@@ -660,6 +680,8 @@ def propose_params(
         elif rule['dtype'] in ('int', 'float', 'bool') and (blank := int(df[c].isna().sum())):
             what = 'true/false' if rule['dtype'] == 'bool' else 'number'  # (a boolean is a 0/1 to the models)
             role, why = 'excluded: blanks', f"{blank} blank value(s): the models take no missing {what} (fill them)"
+        elif rule['dtype'] in ('int', 'float') and (large := _too_large_why(df[c])):
+            role, why = 'excluded: too large', large  # (the features stage would refuse the first run)
         else:
             role = 'feature'
         rules[c] = rule
