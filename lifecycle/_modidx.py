@@ -1730,6 +1730,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.watch._hashed': ('api/data/watch.html#_hashed', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch._outside': ('api/data/watch.html#_outside', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch._read_id': ('api/data/watch.html#_read_id', 'lifecycle/data/watch.py'),
+                                      'lifecycle.data.watch._settle': ('api/data/watch.html#_settle', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch._stat': ('api/data/watch.html#_stat', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch.ledger_for': ('api/data/watch.html#ledger_for', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch.watch': ('api/data/watch.html#watch', 'lifecycle/data/watch.py')},

@@ -1004,6 +1004,41 @@ def test_a_watch_killed_after_a_batch_is_logged_but_before_its_ledger_says_done_
     assert (done['status'], done['snapshot'], done['batch_id']) == (line['status'], line['snapshot'], line['batch_id'])
 
 
+def test_a_watch_killed_after_logging_a_file_replaced_since_its_hash_does_not_take_what_it_read_again(
+    tmp_path, monkeypatch, arrests
+):
+    """Review GR: a file replaced after the watch hashed it, then a `kill -9` after the batch's line but before the
+    ledger's 'done': the claim was the first content's, the batch the second's, so the next run found no unfinished
+    claim for the file as it now is and ingested it again (two batches of one content). The batch's line keeps what it
+    read (`watch_read`): the next run settles the name's unfinished claims first, marking both contents done."""
+    from lifecycle.data import watch as wa
+
+    w, env = _watching(tmp_path, monkeypatch, arrests, 'in/a.csv')
+    mark = wa.Ledger.mark
+
+    def replaced_then_killed(self, file_id, name, state, **info):
+        if state == 'done':
+            raise _Killed()
+        mark(self, file_id, name, state, **info)
+        if state == 'claimed':  # (hashed, its batch not yet begun: the export rewritten under it)
+            arrests.iloc[30:60].to_csv(w / 'a.tmp', index=False)
+            os.replace(w / 'a.tmp', w / 'in' / 'a.csv')
+
+    with monkeypatch.context() as m:
+        m.setattr(wa.Ledger, 'mark', replaced_then_killed)
+        with pytest.raises(_Killed):
+            invoke(cmds().ingest, ['--watch', 'in', '--once', '--interval', '0.01', '--json', '--no-report'], env=env)
+    s = Workspace.open(w)
+    (line,) = ing.read_log(s)
+    _watched_once(w, env)
+    _watched_once(w, env)
+    assert ing.read_log(s) == [line] and ing.batch_stats(s, 'arrests')['batches'] == 1
+    ledger = wa.ledger_for(s.state_dir, w / 'in')
+    claimed, *done = ledger.entries()
+    assert [e['state'] for e in done] == ['done', 'done'] and all(e['recovered'] for e in done)
+    assert {e['file_id'] for e in done} == {claimed['file_id'], f"a.csv:{line['watch_read'].removeprefix('sha256:')}"}
+
+
 def test_a_watch_killed_before_a_batch_is_logged_takes_the_file_once_on_its_next_run(tmp_path, monkeypatch, arrests):
     "Killed before the batch's line, the file is taken again by the next run, once, its line naming that run's claim."
     w, env, s, ledger = _kill_watch_at(tmp_path, monkeypatch, arrests, 'line')

@@ -308,11 +308,12 @@ def log_failure(
 
 
 def claimed_batch(s: Settings, claim: str) -> dict | None:
-    """What the ingest log says of the batch taken under a watch's claim `claim` (`status`, `snapshot`, `batch_id`),
-    newest first; None when no line carries it (the watch was killed before the batch was logged)."""
+    """What the ingest log says of the batch taken under a watch's claim `claim` (`status`, `snapshot`, `batch_id`,
+    and the `fingerprint` of what it read, None where the line has none), newest first; None when no line carries it
+    (the watch was killed before the batch was logged)."""
     for e in _log_back(s):
         if e.get('watch_claim') == claim:
-            return {k: e.get(k) for k in ('status', 'snapshot', 'batch_id')}
+            return {**{k: e.get(k) for k in ('status', 'snapshot', 'batch_id')}, 'fingerprint': e.get('watch_read')}
     return None
 
 
@@ -500,7 +501,7 @@ def ingest_batch(
         made = {x.name for x in created}  # (a replayed batch's snapshot is an earlier line's: not this call's to undo)
         stored = [x['version'] for x in (res.snapshot, res.quarantine) if x and f"{x['version']}.json" in made]
         with _storing(f'the ingest log of {p.dataset}'):
-            _log_batch(s, p, res, actor, stored, watch_claim)
+            _log_batch(s, p, res, actor, stored, watch_claim, fingerprint)
     except IngestError as e:
         if not isinstance(e, _LineRemains):  # (its line is logged whole: the batch is kept, its snapshots with it)
             _undo(created)
@@ -677,9 +678,17 @@ class _LineRemains(IngestError):
 
 
 def _log_batch(
-    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, stored: list[str], watch_claim: str | None = None
+    s: Settings,
+    p: IngestParams,
+    res: BatchResult,
+    actor: str | None,
+    stored: list[str],
+    watch_claim: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
-    "Append the batch's line to the ingest log, its audit entries first; `stored`: the snapshots this call stored."
+    """Append the batch's line to the ingest log, its audit entries first; `stored`: the snapshots this call stored.
+    Under a watch's claim the line keeps the claim and the `fingerprint` of what was read (`watch_read`): a file
+    replaced after the watch hashed it was read as it is now, which a watch killed before its ledger's 'done' finds."""
     flags = p.flags.model_dump()
     entry = dict(
         batch_id=res.batch_id,
@@ -696,7 +705,7 @@ def _log_batch(
         reference=res.reference,
         findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'),
         **res.metrics,
-        **({'watch_claim': watch_claim} if watch_claim else {}),
+        **({'watch_claim': watch_claim, 'watch_read': fingerprint} if watch_claim else {}),
     )
     line = (json.dumps(entry, default=str) + '\n').encode()
     with locked_append(ingest_log_path(s)) as fd:  # (held from the audit entries to the line: no batch comes between)

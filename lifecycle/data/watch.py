@@ -60,10 +60,11 @@ class Ledger:
         else:
             self._open.pop(file_id, None)
 
-    def unfinished(self, file_id: str) -> str | None:
-        """The id of the file's last claim when no 'done' nor 'failed' followed it (a watch killed while taking it;
-        None for a claim of a ledger from before claims had ids); to ask under the lock (`_taking`), which read it."""
-        return self._open.get(file_id)
+    def unfinished(self, key: str) -> list[tuple[str, str]]:
+        """The file ids and claim ids of the claims of files named `key` that no 'done' nor 'failed' followed (a watch
+        killed while taking them; not a claim of a ledger from before claims had ids), one per file id: the contents
+        the name held when hashed. To ask under the lock (`_taking`), which read the ledger: no live watch's claim."""
+        return [(f, c) for f, c in self._open.items() if c and f.startswith(f"{key}:")]
 
     def _state(self) -> tuple | None:
         try:
@@ -186,6 +187,21 @@ def _hashed(name: str, salt: bytes | None = None) -> str:
     return 'name-hmac:' + hmac.new(salt, name.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+def _settle(ledger: Ledger, key: str, name: str, logged: Callable[[str], dict | None]) -> set[str]:
+    """Mark done the contents of the file named `key` whose claims a watch killed since left unfinished, where the
+    ingest log has the batch taken under the claim (`logged(claim id) -> outcome | None`): the content hashed and
+    claimed, and the content the batch read (`_read_id`: a file replaced in between, review GR). Return their ids."""
+    settled = set()
+    for fid, was in ledger.unfinished(key):
+        if (got := logged(was)) is None or got.get('status') in _UNFINISHED:
+            continue  # (killed before the batch was logged: the file is taken again)
+        for taken in dict.fromkeys([fid, _read_id(key, got)]):
+            if taken is not None:
+                ledger.mark(taken, name, 'done', **got, recovered=f"logged under claim {was}, by a run killed since")
+                settled.add(taken)
+    return settled
+
+
 def watch(
     folder: str | Path,
     ledger: Ledger,
@@ -255,10 +271,8 @@ def watch(
             with ledger._taking(ids[0], on_wait) as free:
                 if not free:  # (taken by another watch of the folder meanwhile)
                     continue
-                was = ledger.unfinished(fid)  # (a watch killed while taking it: its batch logged already?)
-                if was and logged and (got := logged(was)) and got.get('status') not in _UNFINISHED:
-                    ledger.mark(fid, name, 'done', **got, recovered=f"logged under claim {was}, by a run killed since")
-                    done.add(fid)
+                done |= (settled := _settle(ledger, key, name, logged) if logged else set())  # (watches killed
+                if fid in settled:  # while taking it, its batch logged already)
                     continue
                 ledger.mark(fid, name, 'claimed', claim=(taking := secrets.token_hex(8)))
                 token = claim.set(taking)
