@@ -3,6 +3,7 @@ retraining it started is promoted or reverted, with its report notebook; every p
 raw batch. Refusals name what is wrong."""
 
 from __future__ import annotations
+import contextlib
 import json
 from pathlib import Path
 
@@ -212,3 +213,69 @@ def test_the_run_folders_params_withhold_the_webhook_url_which_may_hold_a_secret
     assert 's3cretPw' not in (tmp_path / 'run2' / 'params' / 'monitor.yaml').read_text()
     src_text = (src / 'monitor.yaml').read_text()
     assert 's3cretPw' in src_text  # (the workspace's own untouched)
+
+
+def test_the_run_folders_params_withhold_the_ingest_source_and_the_flags_providers_secrets(tmp_path):
+    """The run folder's params copy, which the reports publish, kept ingest.yaml's source as written (a database URL
+    with its user and password) and flags.yaml's provider options (a flagd service's token) as they were. The copy
+    shows the source as `shown_source` shows it and the options as `flags show` does (`shown_spec`), each replaced
+    where it is written, the rest of the file and its comments kept; the workspace's own files are left as they are."""
+    import shutil
+
+    from conftest import ROOT
+    from lifecycle.core.params import load_params
+    from lifecycle.loop.simulation import write_run_params
+
+    src, dst = tmp_path / 'params', tmp_path / 'run' / 'params'
+    shutil.copytree(ROOT / 'params', src)
+    ingest = (src / 'ingest.yaml').read_text().replace(
+        '\nsource: "sklego:arrests"\n',
+        "\nsource: postgresql+psycopg://alice:s3cretPw@db.internal/sales\nquery: SELECT * FROM arrests\n",
+    )
+    (src / 'ingest.yaml').write_text(ingest)
+    flags = (src / 'flags.yaml').read_text()
+    (src / 'flags.yaml').write_text(
+        flags.replace('provider: flagd-file ', 'provider: flagd      ').replace(
+            'provider_options: {}', 'provider_options: {host: flagd.internal, port: 8013, token: fl4gT0K3N}'
+        )
+    )
+    changed = write_run_params(src, dst, {'monitor.yaml': {'window.rows': 200}})
+    for name in ('ingest.yaml', 'flags.yaml'):
+        text = (dst / name).read_text()
+        for secret in ('s3cretPw', 'alice', 'fl4gT0K3N'):
+            assert secret not in text and secret not in json.dumps(changed), (name, secret)
+        assert '# Ingestion: the first control boundary' in text or '# Runtime flags (OpenFeature)' in text
+    ps = load_params(dst)  # (still params the simulation's readers validate)
+    assert ps['ingest'].source == 'postgresql+psycopg://***:***@db.internal/sales'
+    assert ps['ingest'].query == 'SELECT * FROM arrests'
+    assert ps['flags'].provider_options == {'host': 'flagd.internal', 'port': 8013, 'token': '***'}
+    assert ps['flags'].cohorts == load_params(src)['flags'].cohorts
+    assert (src / 'ingest.yaml').read_text() == ingest and 'fl4gT0K3N' in (src / 'flags.yaml').read_text()
+
+
+def test_a_simulation_on_a_database_publishes_no_contact_its_source_names(trained, arrests):
+    """End to end: a workspace whose ingest source is a SQLite database named with an e-mail address (a database URL's
+    password is withheld alike, `shown_source`) simulates on it, and its run folder, published with the reports, names
+    it as every output does; the simulation read the rows through the workspace's own source."""
+    import sqlite3
+
+    (trained / 'data').mkdir(exist_ok=True)
+    with contextlib.closing(sqlite3.connect(trained / 'data' / 'bob@corp.example.db')) as c:
+        arrests.to_sql('arrests', c, index=False)
+        c.commit()
+    ingest = trained / 'params' / 'ingest.yaml'
+    text = ingest.read_text()
+    assert '\nsource: "sklego:arrests"\n' in text
+    ingest.write_text(
+        text.replace(
+            '\nsource: "sklego:arrests"\n',
+            '\nsource: "sqlite:///data/bob@corp.example.db"\nquery: SELECT * FROM arrests\n',
+        )
+    )
+    r, out = cli_json(trained, 'simulate', '--window', '100', '--rows', '200', '--max-windows', '1', '--no-report')
+    assert r.returncode == 0, r.stderr
+    assert out['timeline'][0]['requests'] == 100
+    run = Path(out['run_dir'])
+    leaks = [p for p in run.rglob('*') if p.is_file() and 'bob@corp.example' in p.read_text(errors='replace')]
+    assert not leaks and (run / 'params' / 'ingest.yaml').is_file()
+    assert 'bob@corp.example' in ingest.read_text()  # (the workspace's own untouched)

@@ -109,7 +109,8 @@ def _set(d: dict, dotted: str, value) -> None:
 def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict]) -> list[dict]:
     """Copy the params folder `src` to `dst` with `changes` applied; each change with the value it replaced. The copy
     sits in the run folder, which the reports publish: monitor.yaml's webhook URL (its user, password, path or query
-    may be its secret) is withheld there, the simulation delivering to the workspace's own sinks (review GQ)."""
+    may be its secret) is withheld there, the simulation delivering to the workspace's own sinks (review GQ), and so
+    are ingest.yaml's source and the flags provider's secret options (`_secrets_withheld`)."""
     src, dst = Path(src), Path(dst)
     shutil.copytree(src, dst, dirs_exist_ok=True)
     out = []
@@ -129,7 +130,32 @@ def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict])
                 + note
                 + yaml.safe_dump(d, sort_keys=False)
             )
+    _secrets_withheld(dst)
     return out
+
+
+_WITHHELD = ('ingest', 'flags')  # the params whose copy in the run folder withholds a secret: read from the workspace
+
+
+def _secrets_withheld(dst: Path) -> None:
+    """The run folder's params copy `dst` with ingest.yaml's source as `shown_source` shows it (a database URL's user
+    and password, a file named with an e-mail address: as a release bundle withholds them) and flags.yaml's provider
+    options as `flags show` shows them (`shown_spec`: a token or an SDK key as `***`), each replaced where it is
+    written, comments kept. The simulation's server reads these params from the workspace (`_WITHHELD`), unmasked."""
+    from lifecycle.core.params import FlagsParams, load_file
+    from lifecycle.release.container import _replaced, _source_withheld
+    from lifecycle.serve.flags import shown_spec
+
+    _source_withheld(dst / 'ingest.yaml')
+    p = dst / 'flags.yaml'
+    if not p.is_file():
+        return
+    spec = load_file(p, FlagsParams)
+    shown = shown_spec(spec)
+    if shown['provider_options'] == spec.provider_options:
+        return
+    new = _replaced(p.read_text(), 'provider_options', spec.provider_options, shown['provider_options'])
+    atomic_write(p, new if new is not None else yaml.safe_dump(shown, sort_keys=False, allow_unicode=True))
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #c3039e2e
 def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, positive, prefix: str) -> dict:
@@ -387,6 +413,7 @@ def _play(
     changes = run_params(ws, scenario, window, sizes['shadow_labelled'], sizes['guard_min'])
     changed = write_run_params(ws.params_dir, m.run_dir / 'params', changes)
     sw = ws.with_params(m.run_dir / 'params')
+    sw.params.update({k: ws.params[k] for k in _WITHHELD})  # (the copy's secrets withheld: the workspace's own read)
     rp, mp = load_retrain_params(sw.params_dir), load_monitor_params(sw.params_dir)
     mp = mp.model_copy(update={'sinks': load_monitor_params(ws.params_dir).sinks})  # (the copy's webhook withheld)
     story = Story(m.run_id, str(m.run_dir), scenario, len(rows), window, changed, drift_column)

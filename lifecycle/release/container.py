@@ -290,8 +290,7 @@ def _source_withheld(path: Path) -> None:
     """Rewrite a bundle's `ingest.yaml` with its source as `shown_source` shows it (review GM): a database URL's user
     and password, or a file named with an e-mail address, went whole into every bundle and the image built from it.
     The server reads the columns' contract, never the source; the workspace's own file is left as it is. The source's
-    value is replaced where it is written, in any of YAML's styles (over several lines too), comments kept; where
-    that cannot be done, or the raw source is written again elsewhere (a comment), the file is written anew."""
+    value is replaced where it is written (`_replaced`); where that cannot be done, the file is written anew."""
     import yaml
     from lifecycle.data.sources import shown_source
 
@@ -302,19 +301,40 @@ def _source_withheld(path: Path) -> None:
     source = doc.get('source')
     if not isinstance(source, str) or (shown := shown_source(source)) == source:
         return
+    new = _replaced(text, 'source', source, shown)
+    if new is None:  # (its comments go: one may quote the source)
+        new = yaml.safe_dump({**doc, 'source': shown}, sort_keys=False, allow_unicode=True)
+    atomic_write(path, new)
+
+
+def _replaced(text: str, key: str, value, shown) -> str | None:
+    """`text`, a YAML mapping whose top-level `key` holds `value`, with that value written as `shown` (in JSON, which
+    YAML 1.1 and 1.2 read alike) where it is written, in any of YAML's styles (over several lines too), comments kept;
+    None where that cannot be done, or where a text of `value` that `shown` does not hold is written elsewhere too (a
+    comment quoting it). `_source_withheld`, and `lifecycle simulate`'s params copy."""
+    import yaml
+
     new = None
     for k, v in getattr(yaml.compose(text, Loader=yaml.SafeLoader), 'value', []):
-        if isinstance(k, yaml.ScalarNode) and k.value == 'source' and isinstance(v, yaml.ScalarNode):
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
             was = text[v.start_mark.index : v.end_mark.index]  # (a block scalar's ends with its line break)
             new = text[: v.start_mark.index] + json.dumps(shown) + was[len(was.rstrip('\r\n')) :]
             new += text[v.end_mark.index :]
+    raw = _texts(value) - _texts(shown)
     try:
-        whole = new is not None and source not in new and (yaml.safe_load(new) or {}).get('source') == shown
+        ok = new is not None and not any(t in new for t in raw) and (yaml.safe_load(new) or {}).get(key) == shown
     except yaml.YAMLError:
-        whole = False
-    if not whole:  # (its comments go: one may quote the source)
-        new = yaml.safe_dump({**doc, 'source': shown}, sort_keys=False, allow_unicode=True)
-    atomic_write(path, new)
+        ok = False
+    return new if ok else None
+
+
+def _texts(value) -> set[str]:
+    "The texts in a YAML value: itself, or those of a list's items and a mapping's keys and values, at any depth."
+    if isinstance(value, dict):
+        return set().union(*map(_texts, value), *map(_texts, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_texts, value))
+    return {value} if isinstance(value, str) else set()
 
 
 def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, releaser) -> dict:
