@@ -524,3 +524,21 @@ def test_stage_kernel_runs_with_the_parameters_and_records_the_shown_ones(tmp_pa
     with StageKernel(tmp_path) as kernel:  # (a stage with nothing to withhold sweeps what dead processes left: GS)
         kernel.execute(tmp_path / 'stage.ipynb', reports / 'plain.ipynb', {'source': 'data.csv'}, None, scratch)
     assert [p.name for p in scratch.iterdir()] == [f'{os.getpid()}-reports-again.ipynb']
+
+
+@pytest.mark.slow  # a cold pipeline run
+def test_a_workspace_in_a_folder_named_with_an_e_mail_address_publishes_no_such_name(tmp_path):
+    """The register stage's executed notebook showed the release bundle's absolute path, and so the workspace's folder
+    `ws-bob@corp.example` (its output, the run's manifest, the site's page and search index), and papermill's metadata
+    of every executed notebook named it (`input_path`, `output_path`). The bundle is recorded relative to the workspace,
+    papermill's paths as `shown_path` shows them (a name holding a contact withheld)."""
+    from conftest import TRAINER, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws-bob@corp.example')
+    r, out = cli_json(ws, 'run', env=TRAINER)
+    assert r.returncode == 0, r.stderr
+    outs = {k: v for s in out['stages'] for k, v in s['outputs'].items()}
+    assert outs['release_bundle'] == '.lifecycle/releases/arrests-release-1' and (ws / outs['release_bundle']).is_dir()
+    published = [*(ws / 'reports' / 'runs').rglob('*'), *(ws / 'reports' / 'site').rglob('*')]
+    leaks = [str(p.relative_to(ws)) for p in published if p.is_file() and b'bob@corp.example' in p.read_bytes()]
+    assert not leaks and (ws / 'reports' / 'site' / 'search' / 'search_index.json').is_file()

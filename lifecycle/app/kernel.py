@@ -141,11 +141,24 @@ def _keep_whole(tmp: Path, dst: Path, shown: dict | None = None) -> None:
         _record_parameters(nb, shown)
     if nb.metadata.get('papermill', {}).get('output_path'):  # (the evidence's own name, not the one it was written to)
         nb.metadata['papermill']['output_path'], changed = str(dst), True
+    changed |= _paths_shown(nb.metadata.get('papermill', {}))
     if changed or out != tmp:
         nbformat.write(nb, str(out))
     if out != tmp:
         tmp.unlink(missing_ok=True)
     os.replace(out, dst)
+
+
+def _paths_shown(meta: dict) -> bool:
+    """Papermill's metadata `meta` naming the notebook it ran and the one it wrote as `shown_path` shows them: a
+    workspace in a folder `ws-bob@corp.example` is not named by every executed notebook kept with the reports. Whether
+    it changed."""
+    from lifecycle.core.names import shown_path
+
+    paths = {k: v for k in ('input_path', 'output_path') if isinstance(v := meta.get(k), str)}
+    shown = {k: said for k, v in paths.items() if (said := shown_path(v)) != v}
+    meta.update(shown)
+    return bool(shown)
 
 
 def _scratch_notebook(scratch: Path, dst: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 from urllib.parse import quote
 
 # %% auto #0
-__all__ = ['holds_contact', 'shown_given', 'shown_path']
+__all__ = ['holds_contact', 'shown_given', 'shown_path', 'shown_within']
 
 # %% ../../nbs/api/core/16_names.ipynb #6558cb49
 _HHMM = r'(?:[01]\d|2[0-3])[0-5]\d'  # a time of day as `0800` is written
@@ -121,6 +121,16 @@ def shown_path(path: str, last: str = 'file') -> str:
         for i, (p, h) in enumerate(zip(parts, held))
     ]
     return str(Path(*said))
+
+
+def shown_within(path: str | Path, root: str | Path, last: str = 'file') -> str:
+    """`path` as a record kept with the reports names it (a run's manifest, an executed stage notebook): relative to
+    the workspace `root` when inside it, so that neither the folder the workspace is in nor that folder's name
+    (`ws-bob@corp.example`) is published with it; as `shown_path` shows it either way."""
+    try:
+        return shown_path(str(Path(path).resolve().relative_to(Path(root).resolve())), last)
+    except ValueError:
+        return shown_path(str(path), last)
 
 
 _URL_PARTS = re.compile(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(.*)', re.S)  # scheme and host; path; the rest
