@@ -253,12 +253,16 @@ def test_the_run_folders_params_withhold_the_ingest_source_and_the_flags_provide
     assert (src / 'ingest.yaml').read_text() == ingest and 'fl4gT0K3N' in (src / 'flags.yaml').read_text()
 
 
-def test_a_simulation_on_a_database_publishes_no_contact_its_source_names(trained, arrests):
+def test_a_simulation_on_a_database_publishes_no_contact_its_source_names(trained_template, arrests, tmp_path):
     """End to end: a workspace whose ingest source is a SQLite database named with an e-mail address (a database URL's
     password is withheld alike, `shown_source`) simulates on it, and its run folder, published with the reports, names
-    it as every output does; the simulation read the rows through the workspace's own source."""
+    it as every output does; the simulation read the rows through the workspace's own source. The workspace is in a
+    folder named with another address, which the run folder's story.json named (its `run_dir`): recorded relative."""
     import sqlite3
 
+    from conftest import copy_workspace
+
+    trained = copy_workspace(trained_template[0], tmp_path / 'ws-carol@corp.example')
     (trained / 'data').mkdir(exist_ok=True)
     with contextlib.closing(sqlite3.connect(trained / 'data' / 'bob@corp.example.db')) as c:
         arrests.to_sql('arrests', c, index=False)
@@ -275,7 +279,8 @@ def test_a_simulation_on_a_database_publishes_no_contact_its_source_names(traine
     r, out = cli_json(trained, 'simulate', '--window', '100', '--rows', '200', '--max-windows', '1', '--no-report')
     assert r.returncode == 0, r.stderr
     assert out['timeline'][0]['requests'] == 100
-    run = Path(out['run_dir'])
-    leaks = [p for p in run.rglob('*') if p.is_file() and 'bob@corp.example' in p.read_text(errors='replace')]
+    run = trained / 'reports' / 'runs' / out['run_id']  # (the output withholds the folder's name)
+    assert run.is_dir() and json.loads((run / 'story.json').read_text())['run_dir'] == f"reports/runs/{run.name}"
+    leaks = [p for p in run.rglob('*') if p.is_file() and '@corp.example' in p.read_text(errors='replace')]
     assert not leaks and (run / 'params' / 'ingest.yaml').is_file()
     assert 'bob@corp.example' in ingest.read_text()  # (the workspace's own untouched)

@@ -397,6 +397,7 @@ def _play(
     "The simulation's windows, in its run folder `m`; see `simulate`."
     from starlette.testclient import TestClient
     from lifecycle.core.manifest import RunManifest, now_iso
+    from lifecycle.core.names import shown_within
     from lifecycle.loop.schema import load_retrain_params
     from lifecycle.loop.trace import trace
     from lifecycle.operate import monitor
@@ -522,7 +523,8 @@ def _play(
             dict(request_id=t.request_id, version=str(v), requests=int(len(g)), raw=raw_batches(t.lineage))
         )
     story.seconds = round(time.monotonic() - t0, 1)
-    atomic_write(m.run_dir / 'story.json', json.dumps(story.to_dict(), indent=1, default=str))
+    kept = dict(story.to_dict(), run_dir=shown_within(m.run_dir, ws.root, 'folder'))  # (published: relative)
+    atomic_write(m.run_dir / 'story.json', json.dumps(kept, indent=1, default=str))
     outcome = story.outcome
     m = RunManifest.load(m.run_dir)
     m.update_stage(
