@@ -1236,3 +1236,34 @@ def test_a_retraining_record_with_no_permission_is_not_called_damaged_by_the_sit
     monkeypatch.setattr(Path, 'read_text', real)
     with pytest.raises(site.SiteError, match=r'a\.json: not a readable retraining record'):  # (damage: as before)
         site._iterations(SimpleNamespace(state_dir=tmp_path))
+
+
+@pytest.mark.slow  # a copy of the tiny workspace and two MkDocs builds
+def test_a_damaged_approval_record_is_shown_as_damaged_and_the_site_still_renders(tiny_template, tmp_path):
+    """An approval record edited into something that does not parse, or into JSON that is no object, stopped the
+    site (and so `lifecycle run` after stages that all went through) with exit 4, where `promote` names it as damaged.
+    The version page now says the record is damaged, naming its file but none of its content; another version's
+    approvals are read as before, and its own (promote, govern check) still refuse it (review GW)."""
+    from conftest import copy_workspace
+    from lifecycle.core.store import StoreError
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release import governance as gov
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    s = Workspace.open(ws)
+    name, policy = 'arrests-release', s.params['policy']
+    for version, step in (('1', 'staging'), ('1', 'production'), ('2', 'staging')):
+        rec = dict(model_name=name, model_version=version, step=step, approver='carol', time='t', reason='read it')
+        s.store.put_record('approvals', f'{name}-{version}-{step}', rec)
+    torn = s.store.record_path('approvals', f'{name}-1-staging')
+    torn.write_text('{"approver": "carol", "reason": "torn-secret-words", ')
+    s.store.record_path('approvals', f'{name}-1-production').write_text('["edited-secret-words"]')
+    r = cli(ws, 'site')
+    assert r.returncode == 0, r.stderr
+    page = (ws / 'reports/site/models' / name / 'v1.html').read_text()
+    assert page.count('damaged') >= 2 and 'arrests-release-1-staging.json' in page, page
+    assert 'secret-words' not in page and 'secret-words' not in (ws / 'reports/site/index.html').read_text()
+    assert 'staging (damaged record)' in (ws / 'reports/site/index.html').read_text()
+    assert [a['step'] for a in gov.approvals(s.store, name, '2', policy)] == ['staging']  # (not v1's damage)
+    with pytest.raises(StoreError, match='arrests-release-1-staging.json: not valid JSON'):
+        gov.approvals(s.store, name, '1', policy)

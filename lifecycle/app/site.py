@@ -26,12 +26,13 @@ from ..core.store import _remove, atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
 # %% auto #0
-__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'FILE_WORKER_JS', 'STATIC', 'EVIDENTLY_DIR', 'HOOKS',
-           'NOTEBOOK_HOOKS', 'renderer', 'render_notebook', 'Page', 'SiteError', 'clean_notebook', 'md_table',
-           'lineage_svg', 'site_facts', 'landing_page', 'version_page', 'models_page', 'run_page', 'runs_pages',
-           'batches_page', 'deliver_pages', 'iteration_page', 'retrain_pages', 'plan_pages', 'publish', 'mkdocs_config',
-           'quarto_config', 'input_fingerprint', 'EvidentlyBundle', 'evidently_bundle', 'shared_page',
-           'accessible_page', 'write_sources', 'offline_html', 'build_mkdocs', 'NotebookPrerender', 'render_site']
+__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'APPROVAL_SHOWN', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'FILE_WORKER_JS', 'STATIC',
+           'EVIDENTLY_DIR', 'HOOKS', 'NOTEBOOK_HOOKS', 'renderer', 'render_notebook', 'Page', 'SiteError',
+           'clean_notebook', 'md_table', 'lineage_svg', 'site_facts', 'landing_page', 'version_page', 'models_page',
+           'run_page', 'runs_pages', 'batches_page', 'deliver_pages', 'iteration_page', 'retrain_pages', 'plan_pages',
+           'publish', 'mkdocs_config', 'quarto_config', 'input_fingerprint', 'EvidentlyBundle', 'evidently_bundle',
+           'shared_page', 'accessible_page', 'write_sources', 'offline_html', 'build_mkdocs', 'NotebookPrerender',
+           'render_site']
 
 # %% ../../nbs/api/app/01_site.ipynb #8dfa781c
 def renderer() -> str:
@@ -198,6 +199,9 @@ def _runs(s: Settings) -> list[dict]:
     return out
 
 
+APPROVAL_SHOWN = ('step', 'approver', 'time', 'reason', 'evidence', 'verified', 'problem', 'damaged')
+
+
 def _models(ws) -> list[dict]:
     from lifecycle.release import governance as gov
     from lifecycle.release.commands import verified_approvals
@@ -234,7 +238,7 @@ def _models(ws) -> list[dict]:
                     validation_passed=(validation or {}).get('passed'),
                     validation_id=vid,
                     approvals=[
-                        {k: a.get(k) for k in ('step', 'approver', 'time', 'reason', 'evidence', 'verified', 'problem')}
+                        {k: a.get(k) for k in APPROVAL_SHOWN} | dict(problem=_relative(ws, a.get('problem')))
                         for a in verified_approvals(ws, rm.name, mv.version, policy)
                     ],
                     governance_report=report.read_text() if report.is_file() else None,
@@ -305,7 +309,12 @@ def _health(ws, names: list[str] = ()) -> tuple[object, dict, str | None]:
         mp = mp or MonitorParams()
         return health(ws, mp), {n: health(ws, mp, model=n) for n in names}, None
     except (ParamsError, StateError, JournalError) as e:  # said on the page, the path relative to the workspace
-        return None, {}, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
+        return None, {}, _relative(ws, str(e))
+
+
+def _relative(ws, text: str | None) -> str | None:
+    "`text` (an error said on a page) with the workspace's folder left out of the paths it names."
+    return text and text.replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
 
 
 def site_facts(ws, models: list[dict] | None = None) -> dict:
@@ -355,7 +364,10 @@ def _gate_rows(gates: list[dict]) -> list[dict]:
 
 
 def _approval_text(a: dict) -> str:
-    "One approval as the landing page lists it: its step and approver, and `(unverified)` where it does not verify."
+    """One approval as the landing page lists it: its step and approver, and `(unverified)` where it does not verify;
+    a record that cannot be read is its step and `(damaged record)`."""
+    if a.get('damaged'):
+        return f"{a['step']} (damaged record)"
     return f"{a['step']} by {a['approver']}" + ('' if a.get('verified') else ' (unverified)')
 
 

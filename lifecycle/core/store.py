@@ -660,10 +660,22 @@ class Store:
         return self._checked(kind, rid, p, _load_record(p))
 
     def records(self, kind: str) -> list[dict]:
-        "All records of a kind, oldest first by file time."
+        "All records of a kind, oldest first by file time; the first that cannot be read raises its `StoreError`."
+        out = []
+        for _, rec in self.record_reads(kind):
+            if isinstance(rec, StoreError):
+                raise rec
+            out.append(rec)
+        return out
+
+    def record_reads(self, kind: str) -> list[tuple[str, dict | StoreError]]:
+        """Every record of a kind, oldest first by file time, with its id: the record, or the `StoreError` naming its
+        file that reading it raised (damaged, failing its seal), so that a reader can say so and go on with the rest."""
         d = self.root / 'records' / kind
-        return (
-            [self._checked(kind, p.stem, p, _load_record(p)) for p in sorted(d.glob('*.json'), key=_mtime)]
-            if d.is_dir()
-            else []
-        )
+        return [(p.stem, self._read(kind, p)) for p in sorted(d.glob('*.json'), key=_mtime)] if d.is_dir() else []
+
+    def _read(self, kind: str, p: Path) -> dict | StoreError:
+        try:
+            return self._checked(kind, p.stem, p, _load_record(p))
+        except StoreError as e:
+            return e

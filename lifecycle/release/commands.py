@@ -316,12 +316,21 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
         except trust.TrustError as e:  # (a damaged trust chain: no approval can be verified, and it says why)
             why_not = str(e)
     out = []
-    for rec in gov.approvals(ws.store, name, version, policy):
+    recs, damaged = gov.approval_reads(ws.store, name, version, policy)
+    for rec in recs:
         lacks = [k for k in ('model_name', 'model_version', 'step', 'approver', 'time') if k not in rec]
         why = [f"the record lacks {', '.join(lacks)}: no approval writes it so"] if lacks else None
         why = why or (check(rec) if check else [why_not])
         out.append({**{k: None for k in lacks}, **rec, 'verified': not why, 'problem': '; '.join(why) or None})
-    return out
+    return out + [_damaged_approval(name, version, step, e) for step, e in damaged]
+
+
+def _damaged_approval(name: str, version, step: str, e: Exception) -> dict:
+    """A record of `step`'s approval that cannot be read, as `verified_approvals` lists it: known by its file's name
+    alone, none of its content (damaged, it cannot be trusted), `damaged` and the error naming the file as `problem`:
+    the site said nothing, it stopped rendering (review GW)."""
+    who = dict(approver=None, time=None, reason=None, verified=False, damaged=True)
+    return dict(model_name=name, model_version=str(version), step=step, **who, problem=f'cannot be read, not used: {e}')
 
 
 def promotion_check(ws, policy):

@@ -20,8 +20,8 @@ from ..core.cli_support import did_you_mean, markdown_code, markdown_text
 # %% auto #0
 __all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
            'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'ApprovalMisnamed',
-           'evidence_hashes', 'audited_late', 'approvals', 'approve', 'PromotionRefused', 'PromotionMisnamed',
-           'promote', 'governance_report_markdown']
+           'evidence_hashes', 'audited_late', 'approvals', 'approval_reads', 'approve', 'PromotionRefused',
+           'PromotionMisnamed', 'promote', 'governance_report_markdown']
 
 # %% ../../nbs/api/release/00_governance.ipynb #1f260889
 def load_policy(path: str | Path) -> PolicyParams:
@@ -366,18 +366,35 @@ def _rid(name: str, version: str, step: str) -> str:
 
 
 def approvals(store: Store, name: str, version, policy: PolicyParams | None = None) -> list[dict]:
-    "A version's approval records, in the order of the promotion path (or of time without a policy)."
+    """A version's approval records, in the order of the promotion path (or of time without a policy); one of them that
+    cannot be read raises its `StoreError`, naming its file (another version's is passed over: `approval_reads`)."""
+    recs, damaged = approval_reads(store, name, version, policy)
+    if damaged:
+        raise damaged[0][1]
+    return recs
+
+
+def approval_reads(
+    store: Store, name: str, version, policy: PolicyParams | None = None
+) -> tuple[list[dict], list[tuple[str, StoreError]]]:
+    """A version's approval records, in the order of the promotion path (or of time without a policy), and, by step,
+    those of its records that cannot be read (damaged, failing their seal), known by their file's name alone
+    (`_rid`: the policy's steps, any step without one). One damaged record stopped every reader of any version's
+    approvals, the evidence site among them (review GW)."""
     version = _fixed(version)
-    recs = [
-        r for r in store.records(APPROVAL_KIND) if r.get('model_name') == name and r.get('model_version') == version
-    ]
+    prefix, recs, damaged = _rid(name, version, ''), [], []
+    for rid, r in store.record_reads(APPROVAL_KIND):
+        if not isinstance(r, StoreError):
+            recs += [r] if r.get('model_name') == name and r.get('model_version') == version else []
+        elif rid.startswith(prefix) and (policy is None or rid[len(prefix) :] in policy.environments):
+            damaged.append((rid[len(prefix) :], r))
     order = {e: i for i, e in enumerate(policy.environments)} if policy else {}
 
     def place(r: dict) -> tuple:  # (a step that is no text, written by hand, goes last: review AK)
         step = r.get('step')
         return order.get(step, len(order)) if isinstance(step, str) else len(order), str(r.get('time') or '')
 
-    return sorted(recs, key=place)
+    return sorted(recs, key=place), sorted(damaged, key=lambda d: order.get(d[0], len(order)))
 
 
 def approve(
