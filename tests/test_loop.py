@@ -2096,3 +2096,33 @@ def test_a_decision_whose_pass_was_killed_before_saving_it_is_audited_once_by_th
     log = audit.read(ws.audit_path)
     assert [e['details']['iteration'] for e in log if e['action'] == 'retrain.promote'] == ['i-x']
     assert [e['details']['iteration'] for e in log if e['action'] == 'retrain.revert'] == ['i-y']
+
+
+def test_retrain_status_names_the_revert_a_killed_simulations_iteration_waits_for(tmp_path):
+    """Ctrl-C of `lifecycle simulate` during its canary left its iteration at `canary`, and `retrain status` said
+    "canary running: ...; the next `lifecycle retrain run` looks again" (a pass killed with it: "... resumes it"), while
+    that pass reverts it, as the simulation that started it is gone. Status now says so (review GW); while the
+    simulation runs (its lock held), the iteration is its to walk, and said as before."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.locks import hold
+
+    ws = Workspace.open(scratch_workspace(tmp_path / 'ws'))
+    (ws.runs_dir / '20261207T235838Z-8e68dd' / 'params').mkdir(parents=True)
+    look = dict(action='wait', reasons=['control: 0 requests of 100 needed'], ts=1.8e9)
+    it = dict(
+        id='sim-1', status='canary', started=1.8e9, history=[], model=ws.params['register'].model_name,
+        params='reports/runs/20261207T235838Z-8e68dd/params', canary=dict(status='running', last_look=look),
+        trigger=dict(summary='labels'), registration=dict(model_version='4'), champion=dict(version='1'),
+        **{'pass': dict(pid=1, since=1.8e9, status='canary')},
+    )  # fmt: skip
+    loop.save(ws.state_dir, it)
+    with hold(ws.state_dir, 'simulate'):
+        assert loop.status(ws)['active']['waiting_for'].startswith('canary running: control: 0 requests')
+    a = loop.status(ws)['active']
+    assert a['waiting_for'] == (
+        'the simulation 20261207T235838Z-8e68dd that started it ended before it did (killed, or crashed): '
+        'the next `lifecycle retrain run` reverts it'
+    ), a
+    assert a['interrupted'] is None, a  # (not "resumes it")
+    r = cli(ws.root, 'retrain', 'status')
+    assert r.returncode == 0 and 'reverts it' in r.stdout and 'looks again' not in r.stdout, r.stdout + r.stderr

@@ -178,7 +178,7 @@ class RetrainStatus(Result):
         if a:
             print(f"retraining {a['id']} of {a['model']} (since {_when(a['started'])}): {a['status']}")
             print(f"  {a['waiting_for']}")
-            if a.get('as_of'):  # (an approval given since shows at the next pass: review AX)
+            if a.get('as_of') and not a.get('abandoned'):  # (an approval given since shows at the next pass: AX)
                 print(f"  as the pass at {_when(a['as_of'])} found it; the next `lifecycle retrain run` looks again")
             if a.get('interrupted'):  # (review BD)
                 print(f"  {a['interrupted']}")

@@ -1205,14 +1205,17 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
     cur = live[-1] if live else None  # (another model's too: this one's waits for it)
     out = dict(active=None, last=None, triggers=None)
     if cur:
+        # (a killed simulation's: the next pass reverts it, as `run` does; it was said to wait, or to be resumed: GW)
+        ended = simulation_ended(ws, cur) if cur.get('model', name) == name else ''
         out['active'] = dict(
             id=cur['id'],
             status=cur['status'],
-            waiting_for=waiting_for(cur),
+            waiting_for=f"{ended}: the next `lifecycle retrain run` reverts it" if ended else waiting_for(cur),
             as_of=cur.get('updated'),  # (what the last pass found: a pass judges anew, an approval given since too)
             started=cur['started'],
             model=cur.get('model', name),
-            interrupted=_interrupted(ws, cur),
+            interrupted=None if ended else _interrupted(ws, cur),
+            abandoned=bool(ended),
         )
     done = [it for it in its if it['status'] in TERMINAL and it.get('model', name) == name]  # (this model's last)
     if done:
