@@ -909,3 +909,63 @@ def test_a_blank_override_overrides_nothing_settings_ini_keeps_its_value(tmp_pat
     (tmp_path / 'settings.ini').write_text('[workspace]\nenvironment = production\nport = 9000\n')
     s = load_settings(tmp_path)
     assert (s.environment, s.port) == ('production', 9000)
+
+
+def _writer_stopped_before_its_rename(folder: Path, name: str, how: str) -> subprocess.Popen:
+    """A process writing `folder/name` with `atomic_write`, stopped between its temporary file and the rename: killed
+    there (`how='killed'`, waited for), or still there, alive (`'alive'`: it says 'ready' once its temporary file is
+    whole, and waits to be killed)."""
+    stop = {'killed': 'os.kill(os.getpid(), signal.SIGKILL)', 'alive': "print('ready', flush=True); time.sleep(600)"}
+    code = (
+        'import os, signal, sys, time\nfrom lifecycle.core import store\n'
+        f'def stop(*a):\n    {stop[how]}\n'
+        f'store.os.replace = stop\nstore.atomic_write(sys.argv[1], "{{}}")\n'
+    )
+    p = subprocess.Popen([sys.executable, '-c', code, str(folder / name)], stdout=subprocess.PIPE, text=True)
+    if how == 'killed':
+        p.wait(timeout=60)
+    else:
+        assert p.stdout.readline().strip() == 'ready'
+    return p
+
+
+def test_a_write_killed_before_its_rename_leaves_no_temporary_file_past_the_next_write_in_its_folder(tmp_path):
+    """`atomic_write` (and `create_once`) write a temporary file beside their target and rename it: one killed between
+    the two left `.NAME.XXXXXXXX.tmp` in that folder for good, anywhere in the workspace (records, the state folder,
+    run folders, the site), where only `store/tmp` was swept. The temporary file is now named after its writer, and
+    the first write into a folder in a process removes what dead writers left there: a live writer's stays, one of
+    another host (or from before, its target there) once older than the store's sweep takes (review GW)."""
+    import time
+    from lifecycle.core.store import atomic_write, create_once
+
+    folder = tmp_path / 'records'
+    folder.mkdir()
+    alive = _writer_stopped_before_its_rename(folder, 'b.json', 'alive')
+    try:
+        _writer_stopped_before_its_rename(folder, 'a.json', 'killed')  # (its own sweep kept the live writer's)
+        left = sorted(p.name for p in folder.iterdir())
+        assert len(left) == 2 and all(n.endswith('.tmp') for n in left), left
+        old = time.time() - 3600
+        (folder / 'c.json').write_text('{}')
+        others = {  # name: removed? (of another host: by age alone; from before writers were named: its target there)
+            '.c.json.1@elsewhere.abcd1234.tmp': True, '.c.json.2@elsewhere.efgh5678.tmp': False,
+            '.c.json.abcd_123.tmp': True, '.d.json.abcd_123.tmp': False, '.c.json.ijkl9012.tmp': False,
+            '.notes.tmp': False,
+        }  # fmt: skip
+        for n, gone in others.items():
+            (folder / n).write_text('x')
+            if n != '.c.json.2@elsewhere.efgh5678.tmp' and n != '.c.json.ijkl9012.tmp':
+                os.utime(folder / n, (old, old))
+        atomic_write(folder / 'e.json', '{}')
+        now = sorted(p.name for p in folder.iterdir())
+        assert not any(n.startswith('.a.json.') for n in now), now  # (its writer is dead)
+        assert sum(n.startswith('.b.json.') for n in now) == 1, now  # (its writer lives: kept)
+        assert {n for n, gone in others.items() if not gone} <= set(now), now
+        assert not {n for n, gone in others.items() if gone} & set(now), now
+    finally:
+        alive.kill()
+        alive.wait(timeout=60)
+    second = tmp_path / 'keys'
+    second.mkdir()
+    _writer_stopped_before_its_rename(second, 'a.key', 'killed')
+    assert create_once(second / 'b.key', 'x') and sorted(p.name for p in second.iterdir()) == ['b.key']

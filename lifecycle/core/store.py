@@ -18,10 +18,10 @@ from pathlib import Path
 from .names import shown_path
 
 # %% auto #0
-__all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
-           'file_in_the_way', 'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl',
-           'whole_lines', 'StateError', 'FolderInTheWay', 'read_state', 'read_secret', 'ContentHash', 'pid_alive',
-           'StoreError', 'RecordError', 'Store']
+__all__ = ['PRIVATE', 'SEALED_KINDS', 'sweep_temps', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256',
+           'canonical_json', 'hash_obj', 'file_in_the_way', 'JournalError', 'locked_append', 'write_line',
+           'append_jsonl', 'read_jsonl', 'whole_lines', 'StateError', 'FolderInTheWay', 'read_state', 'read_secret',
+           'ContentHash', 'pid_alive', 'StoreError', 'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -38,12 +38,67 @@ def _umask() -> int:
         return old
 
 
+def _host() -> str:
+    "This host's name, as temporary files name their writer's (`_` for what is no letter, digit, `_` or `.`)."
+    return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
-    "A new temporary file in `path`'s folder; an `OSError` names `path`, the file being written, not the temporary one."
+    """A new temporary file in `path`'s folder, named after its writer (`.NAME.PID@HOST.XXXXXXXX.tmp`), once this
+    process swept that folder of what dead writers left there (`sweep_temps`); an `OSError` names `path`, the file
+    being written, not the temporary one. (NAME: its first 120 characters, so that a long one still fits.)"""
+    _sweep_once(path.parent)
     try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+        return tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name[:120]}.{os.getpid()}@{_host()}.', suffix='.tmp')
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(path)) from None
+
+
+_TEMP = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[\w.]+)\.[a-z0-9_]{8}\.tmp')  # (`_temp_beside`'s)
+_UNNAMED_TEMP = re.compile(r'\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp')  # (its name before it named its writer)
+_SWEPT: set[str] = set()  # the folders this process swept
+
+
+def _sweep_once(folder: Path) -> None:
+    "`sweep_temps(folder)`, the first time this process writes into `folder`."
+    key = os.path.abspath(folder)
+    if key not in _SWEPT:
+        _SWEPT.add(key)
+        sweep_temps(folder)
+
+
+def sweep_temps(folder: str | Path, max_age: float = 600) -> list[Path]:
+    """Remove the temporary files of writes into `folder` (`atomic_write`, `create_once`) killed before their rename,
+    which stayed there for good: a dead process's on this host; one of another host, or named before temporary files
+    named their writer (then only beside its target), once older than `max_age` seconds (as `Store.clean_temp`). A
+    live writer's stays. What was removed."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith('.') and e.name.endswith('.tmp')]
+    except OSError:  # (no folder yet, or one that cannot be listed: the write says what is wrong)
+        return []
+    gone = []
+    for name in names:
+        p, m = Path(folder) / name, _TEMP.fullmatch(name)
+        if m is None and not ((old := _UNNAMED_TEMP.fullmatch(name)) and (p.parent / old['name']).exists()):
+            continue  # (not a temporary file of ours)
+        if _left_by_dead_writer(p, int(m['pid']) if m else None, m['host'] if m else None, max_age):
+            try:
+                p.unlink()
+                gone.append(p)
+            except OSError:  # (gone meanwhile, or a folder by that name: left as it is)
+                pass
+    return gone
+
+
+def _left_by_dead_writer(p: Path, pid: int | None, host: str | None, max_age: float) -> bool:
+    """Whether the temporary file `p`, of process `pid` on `host` (None: it does not say), was left by a writer that is
+    gone: a dead process's on this host, or one whose writer cannot be asked older than `max_age` seconds."""
+    if pid is not None and host == _host():
+        return not pid_alive(pid)
+    try:
+        return time.time() - p.stat().st_mtime > max_age
+    except FileNotFoundError:
+        return False
 
 
 def _remove(path: Path) -> None:
@@ -435,10 +490,6 @@ class RecordError(StoreError):
 SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges', 'aliases', 'monitor-lineage')
 _SEAL = '_seal'
 
-
-def _host() -> str:
-    return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
-
 # %% ../../nbs/api/core/01_store.ipynb #3e891f7e
 def _mtime(p: Path) -> float:
     return p.stat().st_mtime
@@ -559,12 +610,7 @@ class Store:
         d, gone = self.root / 'tmp', []
         for p in d.iterdir() if d.is_dir() else ():
             m = re.match(r'(\d+)@([\w.]+)-', p.name)
-            try:
-                age = time.time() - p.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            stale = not pid_alive(int(m[1])) if m and m[2] == _host() else age > max_age
-            if stale:
+            if _left_by_dead_writer(p, int(m[1]) if m else None, m and m[2], max_age):
                 p.unlink(missing_ok=True)
                 gone.append(p)
         return gone

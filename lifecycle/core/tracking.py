@@ -50,15 +50,22 @@ def _default_artifact_location() -> str:
 
 
 def _sqlite_copy(src: Path, dst: Path) -> None:
-    "Copy one SQLite database into a new file through SQLite's backup API, then rename it into place."
+    """Copy one SQLite database into a new file through SQLite's backup API, then rename it into place; its temporary
+    file is `atomic_write`'s kind (named after its writer: a killed copy's is swept) and goes when the copy fails."""
     import sqlite3
+    from lifecycle.core.store import _temp_beside
 
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-    with sqlite3.connect(src) as a, sqlite3.connect(tmp) as b:
-        a.backup(b)
-    a.close()
-    b.close()
-    os.replace(tmp, dst)
+    fd, tmp = _temp_beside(dst)
+    os.close(fd)  # (SQLite takes an empty file for a new database)
+    try:
+        with sqlite3.connect(src) as a, sqlite3.connect(tmp) as b:
+            a.backup(b)
+        a.close()
+        b.close()
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def seed_tracking_db(tracking_uri: str, create) -> str:

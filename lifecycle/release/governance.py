@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 import pandas as pd
 from ..core.settings import Settings, SettingsError, _read_ini  # noqa: F401 (SettingsError: raised by load_roles)
-from ..core.store import Store, StoreError, hash_obj, sha256_bytes
+from ..core.store import Store, StoreError, _temp_beside, hash_obj, sha256_bytes
 from ..core.manifest import now_iso
 from ..core.params import Gate, load_file, PolicyParams
 from ..core import audit
@@ -327,7 +327,7 @@ def _create_record(store: Store, kind: str, rid: str, record: dict) -> None:
     "Create a record exclusively (temporary file, then a hard link that fails if the name exists)."
     p = store.record_path(kind, rid)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
+    fd, tmp = _temp_beside(p)  # (named after its writer: a killed one's is swept, `store.sweep_temps`)
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(json.dumps(record, sort_keys=True, indent=1, default=str).encode())
