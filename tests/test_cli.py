@@ -47,10 +47,10 @@ def invoke(args, env, **kw):
 
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
-    # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
+    # 33, plus migrate, audit erase, init, keys new/rotate/revoke/reregister, trust init/add/revoke/show and monitor
     # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui, token
     # request/list/revoke, bundle
-    assert len(names) == 59
+    assert len(names) == 60
     for n in (
         'init',
         'run',
@@ -80,6 +80,7 @@ def test_the_cli_has_every_documented_command():
         'audit verify',
         'audit show',
         'keys new',
+        'keys reregister',
         'trust init',
         'trust add',
         'retrain run',

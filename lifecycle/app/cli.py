@@ -126,8 +126,13 @@ rollout_app = _group(
 )
 keys_app = _group(
     'keys',
-    "Keys outside the workspace: people's keys, and the pinned model-signing key (rotate, revoke).",
-    {'new': release_cmds.keys_new, 'rotate': release_cmds.keys_rotate, 'revoke': release_cmds.keys_revoke},
+    "Keys outside the workspace: people's keys, and the pinned model-signing key (rotate, revoke, reregister).",
+    {
+        'new': release_cmds.keys_new,
+        'rotate': release_cmds.keys_rotate,
+        'revoke': release_cmds.keys_revoke,
+        'reregister': release_cmds.keys_reregister,
+    },
 )
 trust_app = _group(
     'trust',

@@ -474,7 +474,7 @@ def _rotate_signing_key(ws, reason: str, actor: str | None) -> dict:
 
 
 def revoke_signing_key(ws, kid: str, reason: str, actor: str | None = None) -> dict:
-    "Revoke a signing key: versions it signed no longer load (re-register them from their runs); audited."
+    "Revoke a signing key: versions it signed no longer load (`stages.reregister` registers them again); audited."
     from lifecycle.core.settings import trust_locked
 
     with trust_locked(ws.root):  # (its pins read and written back by one writer at a time; review GO)
@@ -709,7 +709,8 @@ def trusted_signer(store: Store, key_dir: str | Path, signed: dict | None, subje
     if kid in revoked:
         raise SignatureError(
             f"{subject} was signed with key {kid}, which was revoked ({revoked[kid]}); refusing to load it: "
-            "register it again from its run to sign it with a trusted key",
+            f"register it again from its run, signed with the current key: `lifecycle keys reregister "
+            f"{' '.join(subject.removeprefix('models:/').rsplit('/', 1))} --reason ...`",
             reason='revoked',
         )
     if kid not in trusted:

@@ -30,8 +30,8 @@ from lifecycle.model.validate import (
 
 # %% auto #0
 __all__ = ['TrainResult', 'train', 'ValidationResult', 'champion_scores', 'validate', 'ReleaseCheckFailed', 'Registration',
-           'loaded_back', 'register', 'ModelCard', 'model_card', 'evidence_run', 'record_stage', 'record_validation',
-           'record_card']
+           'loaded_back', 'register', 'reregister', 'ModelCard', 'model_card', 'evidence_run', 'record_stage',
+           'record_validation', 'record_card']
 
 # %% ../../nbs/api/model/06_stages.ipynb #cb8ca808
 @dataclass(frozen=True, eq=False)
@@ -194,7 +194,17 @@ def champion_scores(
     version = registry.alias_version(ws.client, rp.model_name, ws.environment, strict=True)
     if version is None:
         return None
-    model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
+    try:
+        model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
+    except signing.SignatureError as e:
+        if e.reason != 'revoked':
+            raise
+        raise signing.SignatureError(  # (never judged against no champion: the gates would pass unlooked at)
+            f"the champion, the version the {ws.environment} alias names, is not loaded, so no model is judged "
+            f"against it: {e}; then move {ws.environment} to that new version (`lifecycle promote {rp.model_name} "
+            f"NEW_VERSION --to {ws.environment}`) and run again",
+            reason='revoked',
+        ) from None
     X, y = xy(holdout, list(model.feature_names_in_), fp, 'holdout rows')
     scores = predict_scores(model, X, fp.task)
     return dict(version=version, metrics=holdout_metrics(y, scores, fp.task, vp), scores=scores)
@@ -394,9 +404,10 @@ def register(
     run_id: str | None = None,
     tags: dict | None = None,
     reason: str = 'all validation gates passed',
+    expect_files: dict | None = None,
 ) -> Registration:
     """The register stage: admit the model of a passing validation as a new signed version, then load it back and check
-    it."""
+    it (and, given `expect_files`, that its files are those: a signed manifest's `files`)."""
     vid = getattr(validation, 'validation_id', validation)
     rec = registry.passed_validation(ws.store, vid)  # refuses, naming the failed gates, before anything is written
     lineage = ws.client.get_run(rec['mlflow_run_id']).data.tags
@@ -407,6 +418,11 @@ def register(
         signed = signing.sign_model_version(
             ws.mlflow, ws.store, rp.model_name, version, ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
         )
+        if expect_files is not None and signed['manifest']['files'] != expect_files:
+            raise ReleaseCheckFailed(
+                f"{rp.model_name} v{version}: its files, from run {rec['mlflow_run_id']}, are not the files the "
+                "version it registers again was signed with"
+            )
         signing.attest_training(ws, rp.model_name, version, rec['mlflow_run_id'], signed['manifest']['manifest_hash'])
         back = None if known_inputs is None else loaded_back(ws, rp, fp, version, known_inputs, known_outputs)
         return signed, back
@@ -436,6 +452,38 @@ def register(
         signed['key_id'],
         signed['manifest']['files'],
         reloaded,
+    )
+
+def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Registration:
+    """Register again a version that a revoked signing key signed (refused everywhere since): a new version from the
+    same passing validation (its run's model), signed with the current key, audited, checked as the register stage
+    checks one, its files the very files the revoked key signed (their manifest, sealed in the store). It takes no
+    alias the old one holds: each is moved to it as any version's is. `SigningKeyError` for a version whose key was not
+    revoked, `SignatureError` for an unsigned one (nothing to register again)."""
+    name, version = rp.model_name, str(version)
+    rid = f'{name}-{version}'
+    if not signing.is_signed(ws.store, name, version):
+        raise signing.SignatureError(
+            f"models:/{name}/{version} has no signature record in {ws.store.root}: no version {version} of {name} was "
+            "signed in this workspace, so there is nothing to register again",
+            reason='unsigned',
+        )
+    signed = ws.store.get_record(signing.SIGNATURE_KIND, rid)
+    kid = str(signed.get('key_id'))
+    if kid not in signing.trusted_keys(ws.store, ws.key_dir)[1]:
+        raise signing.SigningKeyError(
+            f"models:/{name}/{version} is signed with key {kid}, which is not revoked: it loads as it is; only a "
+            "version a revoked key signed is registered again"
+        )
+    vid = ws.client.get_model_version(name, version).tags.get('validation_id')
+    return register(
+        ws,
+        rp,
+        None,
+        vid,
+        reason=f"{reason} (registered again: {name}/{version} was signed with revoked key {kid})",
+        tags=dict(registered_again_from=version),
+        expect_files=(signed.get('manifest') or {}).get('files') or {},
     )
 
 # %% ../../nbs/api/model/06_stages.ipynb #109a56d2

@@ -15,8 +15,8 @@ from ..core.workspace import Workspace
 # %% auto #0
 __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
            'approve', 'approval_check', 'verified_approvals', 'promotion_check', 'signed_files_check', 'Promoted',
-           'promote', 'Bundled', 'bundle', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init',
-           'trust_add', 'trust_revoke', 'trust_show']
+           'promote', 'Bundled', 'bundle', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'keys_reregister',
+           'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -545,6 +545,42 @@ def keys_revoke(
 
     out = revoke_signing_key(Workspace.open(), key, reason)
     return KeysDone(f"signing key {key} revoked", out)
+
+
+_REREGISTER_ERRORS = {
+    **GOVERNANCE_ERRORS,
+    'lifecycle.model.registry.NotValidated': EXIT_STAGE,  # (its validation record gone or altered: named)
+    'lifecycle.model.stages.ReleaseCheckFailed': EXIT_STAGE,  # (its run's files are not those the old key signed)
+}
+
+
+@command(errors=_REREGISTER_ERRORS)
+def keys_reregister(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="The version a revoked signing key signed."),
+    reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the result as JSON."),
+):
+    "Register again, from its run, a version a revoked key signed: a new version, signed with the current key."
+    from lifecycle.model.stages import reregister
+
+    version, reason, s = registry_version(version, 'VERSION'), needs_text(reason, '--reason'), Workspace.open()
+    rp = s.params['register']
+    if rp.model_name != model:
+        raise CommandError(
+            f"MODEL: the params ({s.params_dir}) register {rp.model_name!r}, not {model!r}: run it with the params "
+            f"folder registering {model!r}",
+            EXIT_INPUT,
+        )
+    out = reregister(s, rp, version, reason)
+    held = _in_registry(s, model, version) and s.client.get_model_version(model, version).aliases
+    nxt = '; '.join(f"`lifecycle promote {model} {out.model_version} --to {a}`" for a in sorted(held or []))
+    return KeysDone(
+        f"{model}/{version} registered again as version {out.model_version}, signed with key {out.signing_key}"
+        + (f"; v{version} still holds {', '.join(sorted(held))}: move each with {nxt} (after its approvals)"
+           if held else ''),
+        dict(registered_again_from=version, **out.outputs()),
+    )
 
 
 @command(errors=GOVERNANCE_ERRORS)

@@ -1,0 +1,41 @@
+"""A revoked model-signing key and the versions it signed: the validate stage refuses a champion it signed, naming the
+way out, and `lifecycle keys reregister` registers such a version again from its run, so a workspace releases again."""
+
+from __future__ import annotations
+from conftest import TRAINER, cli, cli_json
+
+MODEL = 'arrests-release'
+
+
+def test_a_champion_signed_with_a_revoked_key_is_named_and_registered_again_from_its_run(trained):
+    """Review: after `keys rotate` and `keys revoke OLD`, every run failed at validate (the champion, v1, signed with
+    OLD, could not be loaded), and the README's 're-register them from their runs' had no command behind it."""
+    r, rotated = cli_json(trained, 'keys', 'rotate', '--reason', 'leaked')
+    assert r.returncode == 0, r.stderr
+    old = rotated['retired']
+    assert cli(trained, 'keys', 'revoke', old, '--reason', 'leaked').returncode == 0
+    r = cli(trained, 'run', '--force', '--no-site', env=TRAINER)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    said = ' '.join(r.stderr.split())
+    assert 'the champion, the version the dev alias names, is not loaded' in said
+    assert f'models:/{MODEL}/1 was signed with key {old}, which was revoked' in said
+    assert f'`lifecycle keys reregister {MODEL} 1 --reason ...`' in said and '--to dev`' in said
+
+    r = cli(trained, 'keys', 'reregister', MODEL, '1', '--reason', 'x', '--json')  # (refused: 2 is no such version)
+    r2 = cli(trained, 'keys', 'reregister', 'other-model', '1', '--reason', 'x')
+    assert r2.returncode == 2 and "register 'arrests-release', not 'other-model'" in r2.stderr
+    assert r.returncode == 0, r.stderr
+    import json
+
+    out = json.loads(r.stdout)
+    assert out['model_version'] == '2' and out['signing_key'] == rotated['key_id']
+    assert out['registered_again_from'] == '1' and out['aliases'] == []
+    again = cli(trained, 'keys', 'reregister', MODEL, '2', '--reason', 'x')  # (its key is not revoked)
+    assert again.returncode == 2 and 'which is not revoked' in again.stderr and 'Traceback' not in again.stderr
+    from lifecycle.core.audit import read
+
+    regs = [e for e in read(trained / '.lifecycle' / 'audit.log') if e['action'] == 'model.register']
+    assert f'signed with revoked key {old}' in regs[-1]['reason'] and regs[-1]['subject'] == f'{MODEL}/2'
+    assert cli(trained, 'promote', MODEL, '2', '--to', 'dev', '--reason', 'replaces v1').returncode == 0
+    r = cli(trained, 'run', '--force', '--no-site', env=TRAINER)
+    assert r.returncode == 0, r.stderr  # (a new version judged against v2, the champion again)
