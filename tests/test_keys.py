@@ -518,3 +518,51 @@ def test_a_rotation_leaves_no_copy_of_the_retired_private_key_a_killed_write_lef
     left = [p.name for p in folder.rglob('*') if p.is_file() and p.read_bytes() == secret]
     assert left == []
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith('.')) == []
+
+
+@pytest.mark.parametrize('killed_at', ['made', 'audited', 'pinned'])
+def test_a_rotation_killed_before_its_pin_is_named_as_such_and_finished(signed_ws, monkeypatch, killed_at):
+    """Review: `keys rotate` killed after it retired the key and before it pinned the new one left the next command
+    saying to restore the pinned key's folder (or that the key was missing: restore it from a backup), a key rotate
+    itself had deleted. Killed once its audit entry names the new key, any command pins it; killed before, the next
+    command says a rotation was cut short and to run it again, which finishes it."""
+    from lifecycle.core import settings as st
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model import signing
+    from lifecycle.model.signing import SigningKeyError, ensure_signing_key, key_from_pin, key_id, rotate_signing_key
+
+    ws, X = signed_ws
+    old = key_id(signing.load_public_key(ws.key_dir))
+
+    def kill(*a, **k):
+        raise KeyboardInterrupt  # (SIGKILL there: nothing of the command after it runs)
+
+    real_audit = Workspace.audit
+
+    def audit_killed(self, action, *a, **k):
+        return kill() if action == 'keys.rotate' else real_audit(self, action, *a, **k)
+
+    if killed_at == 'made':  # (the old key retired and deleted, no new one made yet)
+        monkeypatch.setattr(signing, 'ensure_keypair', kill)
+    elif killed_at == 'audited':  # (a new key made, its entry not written)
+        monkeypatch.setattr(Workspace, 'audit', audit_killed)
+    else:  # (its entry written, the pin not)
+        monkeypatch.setattr(st, 'write_trust', kill)
+    with pytest.raises(KeyboardInterrupt):
+        rotate_signing_key(ws, 'yearly')
+    monkeypatch.undo()
+    if killed_at == 'pinned':
+        ensure_signing_key(ws)  # (the next registration pins the key the log says the rotation made)
+    else:
+        with pytest.raises(SigningKeyError) as e:
+            ensure_signing_key(ws)
+        said = str(e.value)
+        assert '`lifecycle keys rotate` was cut short' in said and f'retired signing key {old}' in said
+        assert 'run `lifecycle keys rotate --reason ...` again' in said and 'restore' not in said
+        out = rotate_signing_key(ws, 'again')
+        assert out['retired'] == old
+    pins = [key_id(key_from_pin(p)) for p in st.read_trust(ws.root)['model_signing']]
+    now = key_id(signing.load_public_key(ws.key_dir))
+    assert pins == [old, now] and ensure_signing_key(ws)
+    assert sorted(p.name for p in (ws.key_dir / 'retired').iterdir()) == [f'{old}.pub.pem']
+    assert list(load(ws, 1).predict(X)) == [0, 0, 1, 1]  # (what the old key signed still verifies)

@@ -414,12 +414,17 @@ def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
 
     fresh = not (Path(ws.key_dir) / PRIVATE_KEY_FILE).exists()
     pins = read_trust(ws.root).get(TRUST_SIGNING, [])
-    if fresh and pins and _signed_records(ws.store):  # (a key made here would be one no pin trusts: none is made)
+    # (a key made here would be one no pin trusts: none is made; a rotation cut short is said below)
+    if fresh and pins and _signed_records(ws.store) and not _rotation_cut_short(ws, pins):
         raise SigningKeyError(
             f"the workspace's signing key is missing from {ws.key_dir} (settings.ini [trust] {TRUST_SIGNING} pins "
             f"{', '.join(key_id(key_from_pin(p)) for p in pins)}): restore that folder from a backup, or, if the key "
             "is lost, run `lifecycle keys rotate` to make and pin a new one"
         )
+    if cut := _rotation_cut_short(ws, pins):  # (a key made here, or one it made, is no pinned key's: say so)
+        if _finish_rotation(ws, pins, cut) is None:
+            raise SigningKeyError(_cut_short_text(ws, cut))
+        pins = read_trust(ws.root).get(TRUST_SIGNING, [])
     _clear_half_made(ws.key_dir)
     priv, pub = ensure_keypair(ws.key_dir)
     key = load_public_key(pub)
@@ -444,6 +449,50 @@ def _ensure_signing_key(ws, actor: str | None) -> tuple[Path, Path]:
     return priv, pub
 
 
+def _folder_key(folder: Path) -> str | None:
+    "The id of the signing key `folder` holds (its private key's, else its public key's), or None."
+    for p, load in ((folder / PRIVATE_KEY_FILE, load_private_key), (folder / PUBLIC_KEY_FILE, load_public_key)):
+        if p.is_file():
+            return key_id(load(p))
+    return None
+
+
+def _rotation_cut_short(ws, pins: list[str]) -> str | None:
+    """The id of the key a `keys rotate` killed before its pin retired: the last key pinned, its public key filed in
+    `retired/` by the rotation and the key folder no longer holding it; else None."""
+    if not pins:
+        return None
+    folder, last = Path(ws.key_dir), key_id(key_from_pin(pins[-1]))
+    if not (folder / 'retired' / f'{last}.pub.pem').is_file():
+        return None
+    return None if _folder_key(folder) == last else last
+
+
+def _finish_rotation(ws, pins: list[str], cut: str) -> dict | None:
+    """Pin the key a rotation cut short made, when the audit log's `keys.rotate` entry names it (written just before
+    the pin); what that rotation did, or None when it got no further than making a key (or none)."""
+    from lifecycle.core.settings import write_trust
+
+    folder = Path(ws.key_dir)
+    made = _folder_key(folder) if (folder / PRIVATE_KEY_FILE).is_file() else None
+    said = [e for e in audit.read_cached(ws.audit_path) if e.get('action') == 'keys.rotate']
+    if made is None or not any((e.get('details') or {}).get('key_id') == made for e in said):
+        return None
+    _, pub = ensure_keypair(folder)  # (its public key written, were it killed before)
+    write_trust(ws.root, TRUST_SIGNING, [*pins, public_pin(load_public_key(pub))])
+    return dict(retired=cut, key_id=made, pinned=len(pins) + 1, finished=True)
+
+
+def _cut_short_text(ws, cut: str) -> str:
+    made = _folder_key(Path(ws.key_dir))
+    return (
+        f"a `lifecycle keys rotate` was cut short in {ws.key_dir}: it retired signing key {cut} (its public key kept "
+        f"in retired/{cut}.pub.pem, its private key deleted, as a rotation does) and pinned no new key"
+        + (f" (the key {made} it made there is not pinned)" if made else '')
+        + f": run `lifecycle keys rotate --reason ...` again to finish it; what {cut} signed still verifies"
+    )
+
+
 def rotate_signing_key(ws, reason: str, actor: str | None = None) -> dict:
     "Retire the current signing key (its pin stays, so what it signed still verifies), then make and pin a new one."
     from lifecycle.core.settings import trust_locked
@@ -456,16 +505,22 @@ def _rotate_signing_key(ws, reason: str, actor: str | None) -> dict:
     from lifecycle.core.settings import read_trust, write_trust
 
     folder = Path(ws.key_dir)
-    old = None
+    old, pins = None, read_trust(ws.root).get(TRUST_SIGNING, [])
+    cut = _rotation_cut_short(ws, pins)  # (killed before its pin: the rerun finishes it)
+    if cut and (done := _finish_rotation(ws, pins, cut)):
+        return done
     _clear_half_made(folder)  # (a second name of the key retired here would outlive it)
     if (folder / PUBLIC_KEY_FILE).is_file():
         old = key_id(load_public_key(folder / PUBLIC_KEY_FILE))
-        (folder / 'retired').mkdir(parents=True, exist_ok=True)
-        os.replace(folder / PUBLIC_KEY_FILE, folder / 'retired' / f'{old}.pub.pem')
+        if cut:  # (a key the rotation cut short made and never pinned: removed, not filed as a retired one)
+            (folder / PUBLIC_KEY_FILE).unlink()
+        else:
+            (folder / 'retired').mkdir(parents=True, exist_ok=True)
+            os.replace(folder / PUBLIC_KEY_FILE, folder / 'retired' / f'{old}.pub.pem')
     (folder / PRIVATE_KEY_FILE).unlink(missing_ok=True)
+    old = cut or old
     _, pub = ensure_keypair(folder)
     new = load_public_key(pub)
-    pins = read_trust(ws.root).get(TRUST_SIGNING, [])
     # the entry first: killed before the pin, it names a key never pinned (the next rotation retires it), never a
     # pinned key the log lacks (review GO)
     ws.audit('keys.rotate', f'signing key {key_id(new)}', reason, actor=actor, retired=old, key_id=key_id(new))

@@ -531,7 +531,8 @@ def keys_rotate(
 
     ws = Workspace.open()
     out = rotate_signing_key(ws, reason)
-    return KeysDone(f"signing key {out['key_id']} made and pinned; {out['retired'] or 'no key'} retired", out)
+    done = ' (finishing a rotation cut short before its pin)' if out.get('finished') else ''
+    return KeysDone(f"signing key {out['key_id']} made and pinned; {out['retired'] or 'no key'} retired{done}", out)
 
 
 @command(errors=GOVERNANCE_ERRORS)
