@@ -39,3 +39,30 @@ def test_a_champion_signed_with_a_revoked_key_is_named_and_registered_again_from
     assert cli(trained, 'promote', MODEL, '2', '--to', 'dev', '--reason', 'replaces v1').returncode == 0
     r = cli(trained, 'run', '--force', '--no-site', env=TRAINER)
     assert r.returncode == 0, r.stderr  # (a new version judged against v2, the champion again)
+
+
+def test_a_running_server_stops_serving_a_version_whose_key_is_revoked(tiny_template, tmp_path):
+    """Review: a running `lifecycle serve` kept serving the versions a revoked key signed until they were loaded
+    afresh. At its next look at the flags it drops them, as a start refuses them: not ready, /ready saying why."""
+    import subprocess
+    import httpx
+    from conftest import clean_env, copy_workspace, wait_until
+    from lifecycle.serve.local import LocalServer
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    body = {'records': [{'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}]}
+    srv = LocalServer(ws, env=clean_env(), log=subprocess.PIPE, timeout=240, port=30690).start()
+    try:
+        http = httpx.Client(base_url=srv.url, timeout=10)
+        assert http.post('/predict', json=body).status_code == 200
+        r, rotated = cli_json(ws, 'keys', 'rotate', '--reason', 'leaked')
+        assert r.returncode == 0, r.stderr
+        http.get('/ready')  # (a rotation alone keeps the old key trusted: still ready)
+        assert http.post('/predict', json=body).status_code == 200
+        old = rotated['retired']
+        assert cli(ws, 'keys', 'revoke', old, '--reason', 'leaked').returncode == 0
+        ready = wait_until(lambda: (lambda d: d if d.get('not_ready') else None)(http.get('/ready').json()), 10)
+        assert f'was signed with key {old}, which was revoked' in ready['not_ready'], ready
+        assert http.post('/predict', json=body).status_code == 503
+    finally:
+        srv.stop()

@@ -90,9 +90,10 @@ class FlagGate:
     """Watches the flag file; activates only documents whose flags are valid and whose versions loaded verified. Its
     active file is named for its process (`_origin`, PID), so that a server starting removes those of dead servers."""
 
-    def __init__(self, s: Settings, load, on_alert, poll_s: float = 0.2, vet=None):
+    def __init__(self, s: Settings, load, on_alert, poll_s: float = 0.2, vet=None, distrusted=None):
         self.s, self.load, self.on_alert, self.poll_s = s, load, on_alert, poll_s
         self.vet, self.spec = vet, None  # vet(spec, name, last good spec) -> refusals; the spec of the live flags
+        self.distrusted, self._trust_seen = distrusted, None  # distrusted(version) -> why its key is no longer trusted
         self.source = fl.flagd_path(s)
         origin = _origin()
         self.active = fl.flags_dir(s) / f"active-{origin + '-' if origin else ''}{os.getpid()}-{id(self):x}.flagd.json"
@@ -120,6 +121,35 @@ class FlagGate:
                 out.append(None)
         return tuple(out) if out[0] else None
 
+    def _trust_stamp(self):
+        "settings.ini's and the audit log's (mtime, size, inode): where a signing key's revocation is written."
+        out = []
+        for p in (self.s.root / 'settings.ini', self.s.audit_path):
+            try:
+                st = p.stat()
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def _drop_distrusted(self) -> None:
+        """When the keys trusted may have changed (`_trust_stamp`), drop each loaded version whose signing key is no
+        longer trusted (`keys revoke` since it was loaded), and the live deployment if it routes one: the flags are
+        then looked at again, the version loaded afresh and refused, as on a start (not ready, saying why). Once per
+        change, at the watcher's look: nothing on a request's path."""
+        stamp = self._trust_stamp()
+        if stamp == self._trust_seen or self.distrusted is None:
+            return
+        self._trust_seen = stamp
+        gone = {v: why for v in list(self._loaded) if (why := self.distrusted(v))}
+        for v in gone:
+            del self._loaded[v]
+        if served := [v for v in self.live.versions.values() if v in gone]:
+            self.valid, self.problem = False, f"version {served[0]} refused: {gone[served[0]]}"  # (until the look)
+            self.live = Deployment()  # (scoring answers 503 from now)
+        if gone:
+            self._seen = None
+
     def _settling(self, within_s: float = 2) -> bool:
         "Whether a change is being written: `write_spec` writes the spec, then the flag file, just after."
         flagd, spec = self._stamp() or (None, None)
@@ -136,6 +166,7 @@ class FlagGate:
             return self._check()
 
     def _check(self) -> bool:
+        self._drop_distrusted()
         stamp = self._stamp()
         if stamp == self._seen:
             return False

@@ -9,9 +9,11 @@ activates only flags whose versions meet what policy.yaml asks of that environme
 
 # %% ../../nbs/api/serve/07_server.ipynb #873cd498
 from __future__ import annotations
+import json
 import logging
 import os
 import threading
+from pathlib import Path
 from ..core.settings import SettingsError
 from ..core.workspace import Workspace
 from ..core.params import ARMS, FlagsParams
@@ -98,7 +100,9 @@ class Server:
         )
         self.on_log_failure = s.prediction_log_on_failure  # refuse: no answer without its logged row
         self.declared, self._flags, self._flags_lock = declared, None, threading.Lock()
-        self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000, vet=self._vet)
+        self.gate = FlagGate(
+            s, self._load, self.alert, poll_s=declared.poll_ms / 1000, vet=self._vet, distrusted=self._distrusted
+        )
         try:
             if fl.spec_path(s).exists() and self.gate.check():  # with no flags at all, the gate watches for them
                 _ = self.flags  # the flag client, made now that flags are active
@@ -231,6 +235,24 @@ class Server:
             self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'
         )
         return m
+
+    def _distrusted(self, version: str) -> str:
+        """Why loaded `version`'s signing key is no longer trusted (revoked since it was loaded), else '' (also when its
+        signature record cannot be read now: a look that fails is no verdict, its next load judges it)."""
+        from lifecycle.model.signing import SIGNATURE_KIND, SignatureError, trusted_signer
+
+        subject = f'models:/{self.model_name}/{version}'
+        try:
+            if self.bundle:
+                signed = json.loads((Path(self.s.root) / 'signature.json').read_text(encoding='utf-8'))
+            else:
+                signed = self.s.store.get_record(SIGNATURE_KIND, f'{self.model_name}-{version}')
+            trusted_signer(self.s.store, self.s.key_dir, signed, subject)
+        except SignatureError as e:
+            return str(e)
+        except Exception:
+            return ''
+        return ''
 
     def _provider_error(self, details) -> None:
         if not self.closing:
