@@ -116,7 +116,7 @@ def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(w
     from lifecycle.core.cli_support import invoke
     from lifecycle.core.params import FlagsParams
     from lifecycle.core.workspace import Workspace
-    from lifecycle.release.commands import govern_check
+    from lifecycle.serve.commands import govern_check
     from lifecycle.serve import flags as fl
     from conftest import set_yaml
 
@@ -145,7 +145,7 @@ def test_govern_check_notes_the_environments_alias_naming_a_version_the_flags_no
     from lifecycle.core.cli_support import invoke
     from lifecycle.deliver import rollout
     from lifecycle.model.registry import alias_version
-    from lifecycle.release.commands import govern_check
+    from lifecycle.serve.commands import govern_check
     from lifecycle.serve import flags as fl
 
     prod, _ = _rollout_of_3_in_production(ws)
@@ -187,11 +187,12 @@ def test_govern_check_notes_the_environments_alias_naming_a_version_the_flags_no
 def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811
     """The release check read spec.json by hand (only the percentage was checked): a value the flags refuse was taken
     as something (a percentage of 150 as a canary), and a cohort's value could reach the message. Both read it now by
-    one schema: the same refusal, the key named, the value not quoted, and exit 2 (a file refused as input)."""
+    one schema: the same refusal, the key named, the value not quoted, and exit 4: the flags' own reader's (a damaged
+    state file), as `flags show` says it (exit 2 until `govern check` read the flags as the server does)."""
     import json
     from lifecycle.core.cli_support import invoke
     from lifecycle.core.params import FlagsParams
-    from lifecycle.release.commands import govern_check
+    from lifecycle.serve.commands import flags_show, govern_check
     from lifecycle.serve import flags as fl
 
     w = ws['ws']
@@ -208,9 +209,10 @@ def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_
         ({'model_name': None}, "key 'model_name': expected the registered model's name"),
     ):
         path.write_text(json.dumps({**good, **edit}))
-        r = invoke(govern_check, ['--json'], env=env)
+        r, shown = invoke(govern_check, ['--json'], env=env), invoke(flags_show, ['--json'], env=env)
         out = json.loads(r.stdout)
-        assert r.exit_code == 2 and not out['ok'] and key in out['error'] and str(path) in out['error'], r.stdout
+        assert r.exit_code == 4 and not out['ok'] and key in out['error'] and str(path) in out['error'], r.stdout
+        assert (shown.exit_code, json.loads(shown.stdout)) == (r.exit_code, out)
         assert secret not in r.stdout + r.stderr
         with pytest.raises(fl.FlagError) as e:
             fl.load_spec(w)

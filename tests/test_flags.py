@@ -790,3 +790,28 @@ def test_a_cohort_predict_would_refuse_to_match_is_refused_in_flags_yaml(tmp_pat
     from lifecycle.core.params import _COHORT_CHARS  # (the layer below serving keeps its own copy: the same)
 
     assert _COHORT_CHARS == (names, texts)
+
+
+def test_a_spec_edited_by_hand_is_refused_alike_by_flags_show_govern_check_and_score(tiny_template, tmp_path):
+    """`flags show` and the server refuse a spec.json edited by hand (it no longer compiles to the flag file lifecycle
+    wrote), but `govern check` checked the edited arms as what serves and `score` scored with the version the edit
+    named. All three read the flags through one verified reader now: the same message naming the spec, the same exit
+    code, and nothing scored."""
+    from conftest import cli, copy_workspace
+    from sklego.datasets import load_arrests
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    load_arrests(as_frame=True).head(5).to_csv(tmp_path / 'in.csv', index=False)
+    spec = ws / '.lifecycle' / 'flags' / 'spec.json'
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), 'control': '2'}))  # the edit: everyone to v2
+    said = []
+    for args in (
+        ['flags', 'show'],
+        ['govern', 'check'],
+        ['score', '--input', str(tmp_path / 'in.csv'), '--output', str(tmp_path / 'out.csv')],
+    ):
+        r = cli(ws, *args)
+        assert r.returncode == 2 and 'Traceback' not in r.stderr, (args, r.returncode, r.stdout, r.stderr)
+        said.append(r.stderr)
+    assert len(set(said)) == 1 and f'{spec}: edited outside lifecycle' in said[0], said
+    assert 'flags init --force' in said[0] and not (tmp_path / 'out.csv').exists()

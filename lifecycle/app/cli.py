@@ -82,7 +82,7 @@ store_app = _group(
     'store', "The content-addressed store: snapshots and their retention.", {'purge': data_cmds.store_purge}
 )
 govern_app = _group(
-    'govern', "Policy as code: check a model version against params/policy.yaml.", {'check': release_cmds.govern_check}
+    'govern', "Policy as code: check a model version against params/policy.yaml.", {'check': serve_cmds.govern_check}
 )
 flags_app = _group(
     'flags',

@@ -6,17 +6,16 @@ step, and the alias move, from the command line."""
 # %% ../../nbs/api/release/03_commands.ipynb #529960c6
 from __future__ import annotations
 from dataclasses import dataclass
-from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
 from ..core.cli_support import did_you_mean, needs_text, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
-           'approve', 'approval_check', 'verified_approvals', 'promotion_check', 'signed_files_check', 'Promoted',
-           'promote', 'Bundled', 'bundle', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'keys_reregister',
-           'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
+__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'policy_check', 'serving_checked', 'Approved', 'approver_key',
+           'approve_version', 'approve', 'approval_check', 'verified_approvals', 'promotion_check',
+           'signed_files_check', 'Promoted', 'promote', 'Bundled', 'bundle', 'KeysDone', 'keys_new', 'keys_rotate',
+           'keys_revoke', 'keys_reregister', 'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -123,29 +122,12 @@ class ServingCheck(Result):
         return EXIT_OK if self.ok else EXIT_STAGE
 
 
-@command(errors=GOVERNANCE_ERRORS)
-def govern_check(
-    model: Optional[str] = typer.Argument(None, help="Registered model name (none: check what serves now)."),
-    version: Optional[str] = typer.Argument(None, help="Fixed model version (a number, never 'latest')."),
-    as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON."),
-):
-    "Evaluate params/policy.yaml for one version (writing its governance report), or else every deployed arm."
+def policy_check(model: str, version: str) -> PolicyCheck:
+    """`lifecycle govern check MODEL VERSION`: evaluate params/policy.yaml for one fixed version, writing its
+    governance report. (The command is `lifecycle.serve.commands.govern_check`: without a version it checks what
+    serves, which only the flags' verified reader can say.)"""
     from lifecycle.release.review import governance_context, write_governance_report
 
-    if model is not None and version is None:  # a model and no version: it checked what serves, whatever the name
-        raise CommandError(
-            f"govern check {model}: expected a version too (`govern check MODEL VERSION`), or nothing at all to check "
-            "every deployed arm",
-            EXIT_INPUT,
-        )
-    if model is None:
-        from lifecycle.release.exposure import alias_unserved, deployed_spec, serving_check
-
-        ws = Workspace.open()
-        ws.params  # (its policy, for the environment's exposure: one it does not name is refused there)
-        spec = deployed_spec(ws)
-        rows = serving_check(ws, spec)
-        return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows, alias_unserved(ws, spec))
     version = registry_version(version, 'VERSION')
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
     results, report = write_governance_report(s, ps, store, facts, model, version)
@@ -153,6 +135,15 @@ def govern_check(
     return PolicyCheck(
         ok=not len(failed), model=model, version=version, report=str(report), results=results.to_dict('records')
     )
+
+
+def serving_checked(ws, spec: dict) -> ServingCheck:
+    """`lifecycle govern check`: each arm of the deployed flags `spec` (as `exposure.spec_fields` gives them; empty
+    before any) against today's policy for its exposure, and the environment's alias if it names what no arm serves."""
+    from lifecycle.release.exposure import alias_unserved, serving_check
+
+    rows = serving_check(ws, spec)
+    return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows, alias_unserved(ws, spec))
 
 # %% ../../nbs/api/release/03_commands.ipynb #7629ebef
 @dataclass

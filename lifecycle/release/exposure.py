@@ -13,7 +13,7 @@ from ..model.registry import RegistryUnavailable  # (defined below the release l
 
 # %% auto #0
 __all__ = ['ARMS', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals', 'metric_floors_failed', 'floors_now',
-           'files_problem', 'files_fetched', 'check', 'deployed_spec', 'serving_check', 'alias_unserved']
+           'files_problem', 'files_fetched', 'check', 'deployed_spec', 'spec_fields', 'serving_check', 'alias_unserved']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class ExposureRefused(Exception):
@@ -306,6 +306,11 @@ def deployed_spec(ws) -> dict | None:
             f"{e}: it was changed outside lifecycle; rewrite it from the params with `lifecycle flags init --force`",
             ['a readable flags spec'],
         ) from None
+    return spec_fields(spec, name)
+
+
+def spec_fields(spec, name: str) -> dict:
+    "A flags spec (`FlagsParams`) routing model `name` as `serving_check` and `alias_unserved` read it."
     return {'model_name': name, **spec.model_dump(mode='json', by_alias=True)}
 
 

@@ -14,11 +14,12 @@ import typer
 from ..core.cli_support import command, CommandError, Result, EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.cli_support import did_you_mean, registry_version
 from ..core.workspace import Workspace
+from ..release.commands import GOVERNANCE_ERRORS
 
 # %% auto #0
-__all__ = ['SERVE_ERRORS', 'FlagsView', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill', 'flags_shadow',
-           'flags_threshold', 'TokenIssued', 'token_issue', 'token_request', 'token_revoke', 'token_list',
-           'TokensShown', 'TokenRequested', 'serve', 'Scored', 'score']
+__all__ = ['SERVE_ERRORS', 'FlagsView', 'flags_init', 'flags_show', 'govern_check', 'flags_set', 'flags_kill', 'flags_unkill',
+           'flags_shadow', 'flags_threshold', 'TokenIssued', 'token_issue', 'token_request', 'token_revoke',
+           'token_list', 'TokensShown', 'TokenRequested', 'serve', 'Scored', 'score']
 
 # %% ../../nbs/api/serve/05_commands.ipynb #96320050
 SERVE_ERRORS = {
@@ -158,11 +159,43 @@ def flags_show(
     from lifecycle.serve import flags as fl
 
     s = Workspace.open()
-    spec, name = fl.load_spec(s)
-    doc = fl.read_document(fl.flagd_path(s))
-    fl.check_live(s, doc)  # never report a value the live flag file does not have
+    spec, name, doc = fl.verified_spec(s)  # never report a value the live flag file does not have
     extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc), **_kept(s)}
     return _show_spec(s, spec, name, {**extra, **({'flagd': doc} if as_json else {})})
+
+
+@command(errors={**GOVERNANCE_ERRORS, **SERVE_ERRORS})
+def govern_check(
+    model: Optional[str] = typer.Argument(None, help="Registered model name (none: check what serves now)."),
+    version: Optional[str] = typer.Argument(None, help="Fixed model version (a number, never 'latest')."),
+    as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON."),
+):
+    """Evaluate params/policy.yaml for one version (writing its governance report), or else every deployed arm (the
+    flags as the server reads them: a spec edited by hand is refused, as `flags show` refuses it)."""
+    from lifecycle.release.commands import policy_check, serving_checked
+
+    if model is not None and version is None:  # a model and no version: it checked what serves, whatever the name
+        raise CommandError(
+            f"govern check {model}: expected a version too (`govern check MODEL VERSION`), or nothing at all to check "
+            "every deployed arm",
+            EXIT_INPUT,
+        )
+    if model is not None:
+        return policy_check(model, version)
+    ws = Workspace.open()
+    ws.params  # (its policy, for the environment's exposure: one it does not name is refused there)
+    return serving_checked(ws, _deployed(ws))
+
+
+def _deployed(ws) -> dict:
+    "The deployed flags as `govern check` checks them (`flags.verified_spec`); empty before any."
+    from lifecycle.release.exposure import spec_fields
+    from lifecycle.serve import flags as fl
+
+    if not fl.spec_path(ws).exists():
+        return {}
+    spec, name, _ = fl.verified_spec(ws)
+    return spec_fields(spec, name)
 
 
 def _servers_elsewhere(s, doc: dict) -> list[dict]:
@@ -776,8 +809,8 @@ def score(
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
-    if fl.spec_path(s).exists():
-        spec, name = fl.load_spec(s)
+    if fl.spec_path(s).exists():  # (as the server reads them: never a spec edited by hand, which it refuses)
+        spec, name, _ = fl.verified_spec(s)
     if why := fl.other_model_routed(s, ps['register'].model_name, s.params_dir):  # (as `serve` refuses it: review AG)
         raise CommandError(f"{why}; the params' ingestion contract cannot check the other model's inputs", EXIT_INPUT)
     dialect = _score_dialect(ps, given)

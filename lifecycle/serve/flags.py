@@ -15,6 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, FolderInTheWay, StateError
@@ -27,9 +28,9 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
            'deployed_versions', 'routed_versions', 'is_regression', 'resolve_spec', 'answers', 'everyone_arm',
            'policy_refusals', 'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold',
-           'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags',
-           'bundle_flags', 'flags_schema_keys', 'as_declared', 'shown_spec', 'change_flags', 'flags_held', 'kept_edits',
-           'kill', 'make_provider', 'provider_factory', 'FlagClient']
+           'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'Verified',
+           'verified_spec', 'init_flags', 'bundle_flags', 'flags_schema_keys', 'as_declared', 'shown_spec',
+           'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'provider_factory', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -675,6 +676,12 @@ def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
             "log names the revision it was to make live), or an older flag file was put back. The last good flags stay "
             "active; make the change again (`lifecycle flags ...`), or rewrite both with `lifecycle flags init --force`"
         )
+    if found not in _revisions(spec) and stamped == found and _stamp_of(spec_path(s)) == found:
+        raise FlagsTampered(  # (the flag file is the one lifecycle wrote with the spec, which compiles to it no more)
+            f"{spec_path(s)}: edited outside lifecycle: it compiles to revision {expected}, not to the {found} "
+            f"lifecycle wrote and the flag file {flagd_path(s)} holds; the server refuses it and the last good flags "
+            "stay active. Rewrite it from the params with `lifecycle flags init --force` (audited)"
+        )
     if found not in _revisions(spec) or stamped != found:
         raise FlagsTampered(
             f"{flagd_path(s)}: does not match the flags spec {spec_path(s)}: its flags hash to revision {found} "
@@ -682,6 +689,23 @@ def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
             "good flags stay active. Rewrite it with `lifecycle flags set ...` or `lifecycle flags init --force`"
         )
     return found
+
+
+class Verified(NamedTuple):
+    "The flags as the server takes them up: the spec, the model it routes, and the flag file it compiles to."
+
+    spec: FlagsParams
+    name: str
+    doc: dict
+
+
+def verified_spec(s: Settings) -> Verified:
+    """The current flags as the server reads them (`load_spec`, `read_document`, `check_live`): every command that
+    reports or acts on what serves reads them so, and refuses a spec or flag file edited by hand as the server does."""
+    spec, name = load_spec(s)
+    doc = read_document(flagd_path(s))
+    check_live(s, doc, spec)
+    return Verified(spec, name, doc)
 
 
 def _both_written(s: Settings, served: str, spec: str) -> bool:
