@@ -803,9 +803,10 @@ def test_admin_bodies_are_taken_as_typed_not_coerced(unlogged, client, ws):
         r = client.post('/admin/flags/kill', content=body, headers={**token, 'content-type': 'application/json'})
         assert r.status_code == 200 and r.json()['spec']['kill'] is True, (body, r.text)
         assert r.json()['note'].startswith(f'the body was not read ({said}') and 'kill switch is on' in r.json()['note']
-    assert client.post('/admin/flags/kill', headers=token).json().get('note') is None  # no body: nothing to say
+    r = client.post('/admin/flags/kill', headers=token)  # killed already: answered, nothing to audit
+    assert r.json().get('note') is None and r.json()['changed'] is False  # no body: nothing to say
     kills = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'flags.change' and e['actor'] == 'carol']
-    assert [e['reason'] for e in kills] == ['INC-42: paging', *['kill switch (admin API)'] * 5]  # (the last: no change)
+    assert [e['reason'] for e in kills] == ['INC-42: paging', *['kill switch (admin API)'] * 4]
 
 
 def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_422(unlogged, client, ws, monkeypatch):
@@ -2261,3 +2262,26 @@ def test_a_flag_client_made_as_the_server_stops_is_closed_by_it_not_left_watchin
     assert made and not first.is_alive(), 'the first request failed to make its flag client'
     watcher = getattr(made[0], 'provider', None) and made[0].provider.resolver.connector.thread
     assert made[0] is None or not watcher.is_alive()
+
+
+def test_a_change_to_what_the_flags_already_say_is_answered_as_none_and_audited_as_nothing(unlogged, client, ws):
+    """A PATCH setting a flag to the value it had, a kill while killed, `flags set`/`flags unkill` of what the flags
+    say: each was written and audited as a `flags.change` of no changes (an unkill's entry saying the kill switch was
+    released), which reads as a change made. Now none is written or audited: the API answers 200 with `changed:
+    false`, the CLI says so (and `changed: false` under --json), exit 0; a change that changes something says `true`."""
+    s = Workspace.open(ws)
+    token, spec = {'Authorization': f'Bearer {token_of(s, "carol")}'}, fl.load_spec(s)[0]
+    since, live = len(audit.read(s.audit_path)), fl.flagd_path(s).read_bytes()
+    r = client.patch('/admin/flags', json={'changes': {'percentage': spec.percentage}}, headers=token)
+    assert r.status_code == 200 and r.json()['changed'] is False and r.json()['spec']['percentage'] == spec.percentage
+    r = cli(ws, 'flags', 'set', f'shadow={str(spec.shadow).lower()}', '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['changed'] is False, r.stdout + r.stderr
+    r = cli(ws, 'flags', 'unkill')
+    assert r.returncode == 0 and 'no change: the flags already say so' in r.stdout, r.stdout + r.stderr
+    assert len(audit.read(s.audit_path)) == since and fl.flagd_path(s).read_bytes() == live  # nothing written
+    r = client.post('/admin/flags/kill', headers=token)
+    assert r.status_code == 200 and r.json()['changed'] is True
+    r = client.post('/admin/flags/kill', headers=token)  # killed already
+    assert r.status_code == 200 and r.json()['changed'] is False
+    entries = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'flags.change']
+    assert [e['details']['changes'] for e in entries] == [{'kill': {'old': False, 'new': True}}], entries

@@ -77,6 +77,8 @@ class FlagsView(Result):
                 else "it has not taken them up yet, or could not (its /ready says why)"
             )
             print(f"  server PID {srv['pid']} serves other flags (revision {srv['revision']}) than these: {why}")
+        if self.extra.get('changed') is False:
+            print("  no change: the flags already say so (nothing written, nothing audited)")
         for p in self.extra.get('edited_kept') or ():
             print(
                 f"  kept: {p}: a spec edited outside lifecycle, set aside when the flags were built on the last spec "
@@ -240,8 +242,8 @@ def _change(changes: dict, reason: str) -> FlagsView:
         )
         else None
     )
-    spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
-    return _show_spec(s, spec, fl.load_spec(s)[1], _kept(s))
+    spec, changed = fl.change(s, changes, reason=reason, lookup=lookup)
+    return _show_spec(s, spec, fl.load_spec(s)[1], {**_kept(s), 'changed': changed})
 
 
 def _kept(s) -> dict:

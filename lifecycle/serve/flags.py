@@ -29,8 +29,9 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'deployed_versions', 'routed_versions', 'is_regression', 'resolve_spec', 'answers', 'everyone_arm',
            'policy_refusals', 'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold',
            'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'Verified',
-           'verified_spec', 'init_flags', 'bundle_flags', 'flags_schema_keys', 'as_declared', 'shown_spec',
-           'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'provider_factory', 'FlagClient']
+           'verified_spec', 'init_flags', 'bundle_flags', 'flags_schema_keys', 'as_declared', 'shown_spec', 'Changed',
+           'change_flags', 'change', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'provider_factory',
+           'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -882,6 +883,13 @@ def _dotted(d: dict, key: str, value) -> None:
     d[parts[-1]] = value
 
 
+class Changed(NamedTuple):
+    "The flags after a change (`change`), and whether it changed them: a change to what they already say did not."
+
+    spec: FlagsParams
+    changed: bool
+
+
 def change_flags(
     s: Workspace,
     changes: dict,
@@ -891,10 +899,26 @@ def change_flags(
     lookup=None,
     floors: tuple = ARMS,
 ) -> FlagsParams:
+    "The flags after `changes` (`change`: what it does and refuses)."
+    return change(s, changes, actor, reason, source, lookup, floors).spec
+
+
+def change(
+    s: Workspace,
+    changes: dict,
+    actor: str | None = None,
+    reason: str = '',
+    source: str = 'cli',
+    lookup=None,
+    floors: tuple = ARMS,
+) -> Changed:
     """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
     force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409).
     `floors`: the arms judged by the policy's metric thresholds as they stand now (`policy_refusals`; none for a
-    rollback). A threshold change for a regression model is refused: no threshold decides its predictions."""
+    rollback). A threshold change for a regression model is refused: no threshold decides its predictions. A person's
+    change (the CLI, the admin API) to what the flags already say, their flag file what the spec compiles to, writes
+    and audits nothing (`changed` False: an entry of no change would read as a change made); one that rewrites a flag
+    file edited by hand, or builds on the last spec written, changes the live flags and is audited as ever."""
     from lifecycle.release.exposure import files_fetched
 
     name, gaining = _gaining_first(s, changes, lookup, floors, source)
@@ -958,7 +982,7 @@ def _entry(s, action: str, reason: str, actor, **details) -> None:
     (getattr(s, 'audit_only', None) or s.audit)(action, MODEL_FLAG, reason, actor=actor, **details)
 
 
-def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, floors: tuple) -> FlagsParams:
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, floors: tuple) -> Changed:
     old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
@@ -976,6 +1000,8 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     _check_arms(old, new, hold, source)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
+    if not diff and source in ('cli', 'api') and built_on is None and _live_as_on_file(s, old):
+        return Changed(old, False)  # a person's change to what the flags say: nothing to write, nothing to audit
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
     from lifecycle.core.audit import AuditError, AuditKeyMissing
 
@@ -1010,7 +1036,16 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             raise _unrecorded(e, "the kill switch is ON, unrecorded, the rest not made", live=True) from None
         raise _unrecorded(e, 'nothing changed', live=False) from None
     _write_recorded(s, new, name, 'flags.change', edited)
-    return new
+    return Changed(new, True)
+
+
+def _live_as_on_file(s: Settings, spec: FlagsParams) -> bool:
+    "Whether the flag file is what `spec` compiles to (`check_live`): a change to it rewrites nothing a server reads."
+    try:
+        check_live(s, read_document(flagd_path(s)), spec)
+    except FlagError:
+        return False
+    return True
 
 
 def _audit_relied(s: Workspace, name: str, relied: list, actor) -> None:

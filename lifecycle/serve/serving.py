@@ -551,15 +551,15 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         reason = _admin_reason(p, ('changes', 'reason'), '')
-        spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
-            fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
+        spec, changed = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others
+            fl.change, srv.s, p['changes'], actor=user, reason=reason, source='api'  # meanwhile)
         )
     except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
         return _refused_change(request, srv, user, 'flags.change', e)
     except AuditError as e:  # nothing changed: no entry could record it
         log.error('flags change refused: %s', e)
         return refuse(srv, 'admin', e, 503)
-    return answer({'spec': fl.shown_spec(fl.as_declared(spec, srv.declared))})
+    return answer({'spec': fl.shown_spec(fl.as_declared(spec, srv.declared)), 'changed': changed})  # (no-op: False)
 
 
 @admin_router.post(
@@ -571,7 +571,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     srv: Server = request.app.state.server
     reason, note = await _kill_reason(request, srv)
     try:
-        spec = await run_in_threadpool(fl.kill, srv.s, actor=user, reason=reason, source='api')
+        spec, changed = await run_in_threadpool(fl.change, srv.s, {'kill': True}, user, reason, 'api')  # (fl.kill)
     except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
         return _refused_change(request, srv, user, 'flags.kill', e)
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
@@ -579,7 +579,8 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
         return refuse(srv, 'admin', e, 503)
     kept = [p.name for p in fl.kept_edits(srv.s)]  # (a spec edited by hand that the kill set aside: not live)
     return answer(
-        {'spec': fl.shown_spec(fl.as_declared(spec, srv.declared)), **({'note': note} if note else {})}
+        {'spec': fl.shown_spec(fl.as_declared(spec, srv.declared)), 'changed': changed}
+        | ({'note': note} if note else {})
         | ({'edited_kept': kept} if kept else {})
     )
 
