@@ -22,6 +22,8 @@ def arm(n, errors, labelled, correct, p95=1.0):
         errors=errors,
         feedback=labelled,
         correct=correct,
+        feedback_requests=labelled,  # (requests of one record each: as many samples by request as by record)
+        correct_requests=correct,
         error_rate=errors / n if n else None,
         accuracy=correct / labelled if labelled else None,
         p95_ms=p95,
@@ -817,3 +819,33 @@ def test_an_ab_report_plots_under_a_small_prior(right):
     stats = {arm: arm_figures(500, 0, 500, n, [1.0], {v}) for arm, n, v in arms}
     a = json.loads(dumps(analyse_stats(stats, {}, ExperimentParams(prior=(0.001, 0.001)), draws=2000)))
     plt.close(plot_analysis(a, (0.001, 0.001)))
+
+
+def test_one_large_request_does_not_decide_a_step_on_its_own(tmp_path):
+    """The guard weighed each labelled record as a sample, so one request of 10,000 records, labelled one outcome
+    each, was 10,000 outcomes: alone it met `min_feedback` and rolled the challenger back (or, all right, counted as
+    healthy evidence). Each request now weighs one sample, its share of right records: the step waits for more."""
+    from lifecycle.deliver.rollout import arm_stats_in_log
+    from lifecycle.serve.predlog import PredictionLog, add_feedback
+
+    url, big = f'sqlite:///{tmp_path}/p.db', 10_000
+    log = PredictionLog(url)
+    row = dict(route='predict', model='m', model_version='1', status=200, latency_ms=1.0)
+    rows = [
+        dict(row, request_id=f'c{i}', ts=1_000.0 + i, variant='control', inputs={'age': [1.0]}, decision=[1])
+        for i in range(150)
+    ] + [
+        dict(row, request_id='big', ts=2_000.0, variant='challenger', model_version='2', inputs={'age': [1.0] * big},
+             decision=[1] * big)  # fmt: skip
+    ]
+    for p in log.log_many(rows):
+        p.wait()
+    for i in range(150):
+        add_feedback(log, f'c{i}', 'Yes' if i % 10 else 'No')  # the control: 90% right
+    add_feedback(log, 'big', ['No'] * big)  # one request, every record wrong
+    log.close()
+    stats, _ = arm_stats_in_log(url, 'Yes', ('control', 'challenger'), None, 'm', latest=False)
+    assert stats['challenger']['feedback'] == big and stats['challenger']['accuracy'] == 0  # (the records, as shown)
+    d = judge(stats, {}, GuardParams(min_requests=100, min_feedback=100), n_steps=3, waited_s=0)
+    assert d.action == 'wait' and 'challenger: 1 labelled requests of 100 needed' in d.reasons, d
+    assert (stats['challenger']['feedback_requests'], stats['challenger']['correct_requests']) == (1, 0)

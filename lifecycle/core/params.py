@@ -990,7 +990,7 @@ class GuardParams(_Strict):
     "What the rollout guard watches at each step, and when it acts."
 
     min_requests: int = Field(300, ge=1)  # per arm and step before the step may advance
-    min_feedback: int = Field(300, ge=0)  # labelled outcomes per arm and step, for live accuracy
+    min_feedback: int = Field(300, ge=0)  # labelled requests per arm and step (each one sample), for live accuracy
     alpha: float = Field(0.05, gt=0, lt=0.5)  # always-valid false-alarm rate of the sequential tests
     tau: float | None = None  # mixture scale of the mSPRT; None: the library default
     max_error_rate_increase: float = 0.01  # tolerated before a significant increase counts

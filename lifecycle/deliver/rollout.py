@@ -31,8 +31,8 @@ from ..serve import flags as fl
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'flags_disagree', 'start',
            'refuse_start', 'advance', 'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback',
-           'kill', 'Within', 'judged_by', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log',
-           'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
+           'kill', 'Within', 'judged_by', 'scored', 'scored_requests', 'arm_stats', 'arm_figures', 'Decision', 'judge',
+           'arm_stats_in_log', 'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -1040,6 +1040,18 @@ def scored(pairs, positive) -> tuple[int, int]:
     return labelled, correct
 
 
+def scored_requests(pairs, positive) -> tuple[int, float]:
+    """What the guard weighs (`scored` counts records): how many requests of `(decision, outcome)` pairs have a
+    labelled record, and the sum of their shares of right decisions. Each request weighs one sample, whatever its
+    records: one request of 10,000 labelled records is one outcome, never 10,000 (`judge`'s `min_feedback`)."""
+    labelled = right = 0
+    for pair in pairs:
+        n, correct = scored([pair], positive)
+        if n:
+            labelled, right = labelled + 1, right + correct / n
+    return labelled, right
+
+
 def _equal(positive):
     "A classification's judge of one decision `a` by its outcome `b`: right or not, None when `b` is no label."
 
@@ -1067,27 +1079,40 @@ def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> di
     out = {}
     for arm in arms:
         d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow]
-        labelled, correct = scored(zip(d.decision, d.outcome), positive)
+        pairs = list(zip(d.decision, d.outcome))
         ok = d.status == 200
-        out[arm] = arm_figures(len(d), int((~ok).sum()), labelled, correct, d.latency_ms[ok], set(d.model_version))
+        labelled, correct = scored(pairs, positive)
+        lat, versions, by_request = d.latency_ms[ok], set(d.model_version), scored_requests(pairs, positive)
+        out[arm] = arm_figures(len(d), int((~ok).sum()), labelled, correct, lat, versions, by_request)
     return out
 
 
-def arm_figures(requests: int, errors: int, labelled: int, correct: int, latencies, versions) -> dict:
-    """One arm's figures as `arm_stats` gives them, from its counts, its answered requests' latencies (ms; a missing
-    one makes the percentiles NaN) and the versions its rows name."""
+def arm_figures(
+    requests: int, errors: int, labelled: int, correct: int, latencies, versions, by_request: tuple | None = None
+) -> dict:
+    """One arm's figures as `arm_stats` gives them, from its counts (labelled records and right ones), its answered
+    requests' latencies (ms; a missing one makes the percentiles NaN), the versions its rows name and `by_request`,
+    what the guard weighs (`scored_requests`: labelled requests and their shares right; None: one record each)."""
     lat = np.asarray(latencies, dtype=float)
+    feedback_requests, correct_requests = by_request or (labelled, correct)
     return dict(
         requests=int(requests),
         errors=int(errors),
         feedback=labelled,
         correct=correct,
+        feedback_requests=feedback_requests,
+        correct_requests=correct_requests,
         error_rate=errors / requests if requests else None,
         accuracy=correct / labelled if labelled else None,
         p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
         p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
         versions=','.join(sorted(set(map(str, versions)))),
     )
+
+
+def _per_request(arm: dict) -> float:
+    "An arm's live accuracy as the guard weighs it: the mean over its labelled requests of their share right."
+    return arm['correct_requests'] / arm['feedback_requests']
 
 
 @dataclass
@@ -1120,9 +1145,9 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
         else SequentialTest(min_samples=floor(g.min_feedback), **kw)
     )
     e = err.update(c['errors'], c['requests'], t['errors'], t['requests'])
-    a = (
-        acc.update(c['correct'], c['feedback'], t['correct'], t['feedback'])
-        if min(c['feedback'], t['feedback']) > 0
+    a = (  # (each labelled request one sample, its share of right records: `scored_requests`)
+        acc.update(c['correct_requests'], c['feedback_requests'], t['correct_requests'], t['feedback_requests'])
+        if min(c['feedback_requests'], t['feedback_requests']) > 0
         else None
     )
     tests['error'], tests['accuracy'] = err.to_dict(), acc.to_dict()
@@ -1143,8 +1168,8 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
         )
     if a and a.ci[1] < -g.max_accuracy_drop:
         bad.append(
-            f"live accuracy down: challenger {t['accuracy']:.3f} vs control {c['accuracy']:.3f}; the always-valid "
-            f"interval of the difference [{a.ci[0]:.3f}, {a.ci[1]:.3f}] lies below -{g.max_accuracy_drop}"
+            f"live accuracy down: challenger {_per_request(t):.3f} vs control {_per_request(c):.3f} (by request); the "
+            f"always-valid interval of the difference [{a.ci[0]:.3f}, {a.ci[1]:.3f}] lies below -{g.max_accuracy_drop}"
         )
     if (
         min(c['requests'], t['requests']) >= floor(g.min_requests)
@@ -1161,7 +1186,7 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
         for arm in ('control', 'challenger')
         for k, what, need in (
             ('requests', 'requests', g.min_requests),
-            ('feedback', 'labelled outcomes', g.min_feedback),
+            ('feedback_requests', 'labelled requests', g.min_feedback),
         )
         if stats[arm][k] < need
     ]
@@ -1172,7 +1197,8 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
     return Decision(
         'advance',
         [
-            f"healthy: {c['requests']}/{t['requests']} requests and {c['feedback']}/{t['feedback']} outcomes "
+            f"healthy: {c['requests']}/{t['requests']} requests and {c['feedback_requests']}/{t['feedback_requests']} "
+            "labelled requests "
             f"per arm, no regression on error rate, p95 latency or accuracy"
         ],
         m,
@@ -1248,9 +1274,9 @@ class _ArmQuery:
         lat = [v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)]
         versions = [v for (v,) in self.rows('DISTINCT p.model_version', terms, **more)]
         feedback = 'JOIN feedback f ON f.request_id = p.request_id '
-        pairs = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
-        labelled, correct = scored(((json.loads(d) if d else None, json.loads(y)) for d, y in pairs), positive)
-        return arm_figures(n, errors or 0, labelled, correct, lat, versions)
+        rows = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
+        pairs = [(json.loads(d) if d else None, json.loads(y)) for d, y in rows]
+        return arm_figures(n, errors or 0, *scored(pairs, positive), lat, versions, scored_requests(pairs, positive))
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 _STEP = ('id', 'status', 'step', 'percentage', 'step_started')  # a rollout's step: what a look's figures are of
