@@ -201,3 +201,23 @@ def test_beta_binomial_keeps_a_small_prior_of_an_arm_all_correct():
     0), which numpy refuses (`ValueError: b <= 0`), so `experiment report` failed on a prior the params allow."""
     b = beta_binomial({'control': (500, 500), 'challenger': (499, 500)}, prior=(1e-14, 1e-14), draws=2000)
     assert b['arms']['control']['mean'] > b['arms']['challenger']['mean']
+
+
+def test_the_ab_decision_weighs_labelled_requests_as_the_rollout_guard_does():
+    """Review GV's note: the guard now weighs each labelled request as one sample, but the A/B analysis still took one
+    request of 10,000 records, all right, as 10,000 outcomes: alone it met `min_feedback` and the report said promote.
+    Its decision now weighs requests, each valued at its share of right records; the table keeps the records too."""
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse_stats, plot_analysis
+    from lifecycle.deliver.rollout import arm_figures
+
+    control = arm_figures(300, 0, 300, 150, [1.0], {'1'}, (300, 150))  # (300 requests of one record, half right)
+    challenger = arm_figures(1, 0, 10_000, 10_000, [1.0], {'2'}, (1, 1))  # (one request of 10,000 records, all right)
+    a = analyse_stats({'control': control, 'challenger': challenger}, {}, ExperimentParams(min_feedback=200))
+    assert a['decision']['decision'] == 'continue', a['decision']
+    assert a['bayes']['arms']['challenger']['trials'] == 1 and a['variants']['challenger']['labelled'] == 10_000
+    shares = arm_figures(300, 0, 600, 450, [1.0], {'2'}, (300, 224.5))  # (two records a request: shares of 1/2)
+    a = analyse_stats({'control': control, 'challenger': shares}, {}, ExperimentParams(min_feedback=200), draws=20_000)
+    assert a['bayes']['arms']['challenger']['successes'] == 224.5 and a['decision']['decision'] == 'promote'
+    json.dumps(a)  # (strict JSON: a share's sum is a float)
+    plot_analysis(a)

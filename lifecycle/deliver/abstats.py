@@ -118,6 +118,11 @@ def _post(arms: dict, prior) -> dict:
     return {k: (prior[0] + x, prior[1] + (n - x)) for k, (x, n) in arms.items()}
 
 
+def _count(v) -> int | float:
+    "A count of successes or trials as JSON says it: whole, or a sum of shares (one labelled request's share right)."
+    return int(v) if float(v).is_integer() else round(float(v), 6)
+
+
 def beta_binomial(
     arms: dict[str, tuple[int, int]],
     prior: tuple[float, float] = (1.0, 1.0),
@@ -138,8 +143,8 @@ def beta_binomial(
     rel = (p - p[:, [names.index(control)]]) / p[:, [names.index(control)]]
     out = {
         k: dict(
-            successes=int(arms[k][0]),
-            trials=int(arms[k][1]),
+            successes=_count(arms[k][0]),
+            trials=_count(arms[k][1]),
             mean=float(stats.beta.mean(*post[k])),
             ci=tuple(float(v) for v in stats.beta.ppf([0.025, 0.975], *post[k])),
             prob_best=float(best[i]),

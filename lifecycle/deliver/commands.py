@@ -389,8 +389,10 @@ class ExperimentReport(Result):
         for arm, v in a['variants'].items():
             acc = f"{v['accuracy']:.3f}" if v['accuracy'] is not None else 'n/a'
             p50, p95 = (f"{v[k]:.2f} ms" if v[k] is not None else 'n/a' for k in ('p50_ms', 'p95_ms'))
+            by = v.get('labelled_requests')  # (the decision weighs requests: said where records are more)
+            said = f" (in {by} requests)" if by is not None and by != v['labelled'] else ''
             print(
-                f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
+                f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}{said}  accuracy {acc}  "
                 f"p50 {p50}  p95 {p95}  errors {v['error_rate'] or 0:.3%}"
             )
         for arm, rows in (a.get('set_aside') or {}).items():

@@ -27,11 +27,23 @@ def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -
 
 def _table(stats: dict, arms) -> pd.DataFrame:
     cols = ['versions', 'requests', 'feedback', 'correct', 'accuracy', 'error_rate', 'p50_ms', 'p95_ms']
+    cols += ['feedback_requests', 'correct_requests']
     return (
-        pd.DataFrame([{'variant': a, **{c: stats[a][c] for c in cols}} for a in arms])
-        .rename(columns={'feedback': 'labelled'})
+        pd.DataFrame([{'variant': a, **{c: stats[a].get(c) for c in cols}} for a in arms])
+        .rename(columns={'feedback': 'labelled', 'feedback_requests': 'labelled_requests'})
         .set_index('variant')
     )
+
+
+def _weighed(v: dict) -> tuple[float, int]:
+    """What an arm's decision weighs, from its row of the table: its labelled requests, each one sample valued at its
+    share of right records (`rollout.scored_requests`, as the rollout guard weighs them: one request of 10,000 records
+    is one outcome, not 10,000); its records where the figures have no requests (older analyses): (right, trials)."""
+    n, x = v.get('labelled_requests'), v.get('correct_requests')
+    if n is None or x is None or (isinstance(n, float) and np.isnan(n)):
+        return int(v['correct']), int(v['labelled'])
+    x = float(x)
+    return (int(x) if x.is_integer() else x), int(n)
 
 
 def latest_versions(log: pd.DataFrame, arms) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
@@ -92,7 +104,7 @@ def analyse_stats(
 ) -> dict:
     "`analyse` from each arm's `arm_stats` (of its last version's rows) and the rows set aside (`arm_stats_in_log`)."
     table = _table(stats, (control, treatment))
-    x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
+    x = {a: _weighed(table.loc[a].to_dict()) for a in (control, treatment)}  # (each labelled request one sample)
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
     empty = [a for a in (control, treatment) if not x[a][1]]
     for a, b in bayes['arms'].items():  # an arm with no labelled outcome: its posterior is the prior, not evidence
@@ -209,7 +221,7 @@ def plot_analysis(a: dict, prior=(1.0, 1.0)):
     "A three-panel matplotlib figure of an `analyse` result."
     import matplotlib.pyplot as plt
 
-    arms = {k: (v['correct'], v['labelled']) for k, v in a['variants'].items()}
+    arms = {k: _weighed(v) for k, v in a['variants'].items()}
     fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
     x, pdf = posterior_grid(arms, prior)
     for k, y in pdf.items():
