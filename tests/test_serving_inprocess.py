@@ -337,6 +337,32 @@ def test_a_parquet_files_decimal_and_dictionary_columns_are_written_in_the_types
     assert out['rows'] == 4 and scored.select(given.column_names).equals(given), scored.schema
 
 
+def test_a_parquet_files_map_list_and_struct_columns_are_written_to_a_parquet_output_as_they_came(toys, tmp_path):
+    """A Parquet input's map column (a column the model does not read), scored to a Parquet output, ended the command in
+    an internal error (ArrowTypeError, a traceback): pandas holds its values as lists of (key, value) pairs, whose type
+    Arrow cannot guess again. The columns are written in the types the input declares them with, values unchanged,
+    chunk after chunk, as its decimal and dictionary columns are."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    given = pa.table({
+        'age': [30, 40, 50], 'checks': [1, 2, 3],
+        'attrs': pa.array([[('k', 1)], [], None], pa.map_(pa.string(), pa.int64())),
+        'tags': pa.array([[1, 2], None, [3]], pa.list_(pa.int64())),
+        'where': pa.array([{'a': 1, 'b': 'x'}, None, {'a': 2, 'b': 'y'}]),
+    })  # fmt: skip
+    pq.write_table(given, tmp_path / 'in.parquet')
+    out = score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
+    scored = pq.read_table(tmp_path / 'out.parquet')
+    assert out['rows'] == 3 and scored.select(given.column_names).equals(given), scored.schema
+    from lifecycle.serve.batch import _arrow_frame  # (values no type fits, no schema to type them: refused, named)
+
+    with pytest.raises(InputError, match=r"column \['mixed'\] holds values a Parquet output cannot hold"):
+        _arrow_frame(pd.DataFrame({'mixed': [[('k', 1)], 'text']}), tmp_path / 'in.csv')
+
+
 def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
     """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
     columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the

@@ -397,7 +397,7 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
             "Parquet output needs each column to have its own name: write the scores to a .csv file, which keeps "
             "them as they came, or rename the duplicate in the input"
         )
-    t = _input_typed(pa.Table.from_pandas(out, preserve_index=False), src)
+    t = _input_typed(_arrow_frame(out, src), src)
     writer = writer or pq.ParquetWriter(tmp, t.schema)
     for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
         if was.type.equals(now.type):
@@ -413,6 +413,52 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     return writer
 
 
+def _declared_schema(src: Path):
+    "The schema a Parquet input declares; None for a CSV input, or a file gone since it was read."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if src.suffix.lower() not in ('.parquet', '.pq'):
+        return None
+    try:
+        return pq.read_schema(src)
+    except (OSError, pa.ArrowInvalid):  # (read already: a file gone since keeps the types its values read as)
+        return None
+
+
+def _declared_type(given, name: str):
+    "The type the input's schema `given` declares column `name` with; None for one held twice or none, or a score's."
+    held = given.get_all_field_indices(name)
+    scores = ('score', 'model_version', 'prediction')
+    return given.field(held[0]).type if len(held) == 1 and name not in scores else None
+
+
+def _arrow_frame(out: pd.DataFrame, src: Path):
+    """`out` (a chunk of the output) as an Arrow table. A column whose Python objects Arrow cannot type by itself (a
+    Parquet input's map column, which pandas holds as lists of (key, value) pairs) is typed as the input declares it;
+    one that fits no type is refused naming it, with the way out (it was an internal error, a traceback)."""
+    import pyarrow as pa
+    from lifecycle.data.pii import shown_column_name
+
+    try:
+        return pa.Table.from_pandas(out, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        given = _declared_schema(src)
+    fields = []
+    for i, name in enumerate(out.columns):
+        try:
+            want = _declared_type(given, name) if given is not None else None
+            fields.append(pa.field(name, want) if want else pa.Schema.from_pandas(out.iloc[:, [i]], False).field(0))
+            if want:
+                pa.array(out.iloc[:, i], want, from_pandas=True)  # (values that do not fit it: refused below)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            raise InputError(
+                f"{_shown(src)}: column {[shown_column_name(str(name), i)]} holds values a Parquet output cannot "
+                "hold as they came: write the scores to a .csv file"
+            ) from None
+    return pa.Table.from_pandas(out, pa.schema(fields), preserve_index=False)
+
+
 def _input_typed(t, src: Path):
     """`t` (a chunk of the output, as Arrow reads its frame) with each column a Parquet input holds once in the type the
     input declares it with, where its values cast to it safely: pandas reads a decimal column as Python decimals, whose
@@ -420,19 +466,11 @@ def _input_typed(t, src: Path):
     the second refused as another type), and a large_string or dictionary column as plain text. The columns the scores
     are written to keep their own types; a CSV input's columns are as they were read."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if src.suffix.lower() not in ('.parquet', '.pq'):
-        return t
-    try:
-        given = pq.read_schema(src)
-    except (OSError, pa.ArrowInvalid):  # (read already: a file gone since keeps the types its values read as)
+    if (given := _declared_schema(src)) is None:
         return t
     for i, f in enumerate(t.schema):
-        held = given.get_all_field_indices(f.name)
-        if f.name in ('score', 'model_version', 'prediction') or len(held) != 1:
-            continue
-        if (want := given.field(held[0]).type).equals(f.type):
+        if (want := _declared_type(given, f.name)) is None or want.equals(f.type):
             continue
         with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # (values that
             t = t.set_column(i, pa.field(f.name, want), t.column(i).cast(want))  # do not cast: as they read)
