@@ -3546,6 +3546,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._parquet_written': ( 'api/serve/batch.html#_parquet_written',
                                                                                    'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._record': ('api/serve/batch.html#_record', 'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._refuse_nested_in_csv': ( 'api/serve/batch.html#_refuse_nested_in_csv',
+                                                                                        'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._refuse_taken': ( 'api/serve/batch.html#_refuse_taken',
                                                                                 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._shown': ('api/serve/batch.html#_shown', 'lifecycle/serve/batch.py'),

@@ -363,6 +363,25 @@ def test_a_parquet_files_map_list_and_struct_columns_are_written_to_a_parquet_ou
         _arrow_frame(pd.DataFrame({'mixed': [[('k', 1)], 'text']}), tmp_path / 'in.csv')
 
 
+def test_a_parquet_files_list_column_is_not_written_cut_short_into_a_csv_output(toys, tmp_path):
+    """A Parquet input's list column (one the model does not read) scored to a .csv output was written as numpy's text
+    of each list, a long one cut to its ends (`[   0    1    2 ... 1997 1998 1999]`): the output did not hold the
+    input's columns as they came, and said nothing. Lists, maps and structs are refused for a .csv output (exit 2),
+    naming the column and the way out, before anything is written; a .parquet output keeps them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    given = pa.table({'age': [30, 40], 'checks': [1, 2], 'hist': pa.array([list(range(2000))] * 2)})
+    pq.write_table(given, tmp_path / 'in.parquet')
+    with pytest.raises(InputError, match=r"column\(s\) \['hist \(list<element: int64>\)'\] hold lists.*\.parquet"):
+        score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog)
+    assert not list(tmp_path.glob('*out.csv*'))  # (nothing written, not even a temporary file)
+    score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.parquet', log=plog)
+    assert pq.read_table(tmp_path / 'out.parquet').select(given.column_names).equals(given)
+
+
 def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
     """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
     columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the

@@ -279,6 +279,7 @@ def score_file(
     if not src.exists():
         raise InputError(f"{_shown(src)}: input file not found")
     check_output(src, dst)  # (before anything is scored, logged or audited)
+    _refuse_nested_in_csv(src, dst, m.columns)
     if m.task != 'classification':  # (a regression's score is its prediction: no threshold decides, none is reported)
         threshold = None
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
@@ -431,6 +432,24 @@ def _declared_type(given, name: str):
     held = given.get_all_field_indices(name)
     scores = ('score', 'model_version', 'prediction')
     return given.field(held[0]).type if len(held) == 1 and name not in scores else None
+
+
+def _refuse_nested_in_csv(src: Path, dst: Path, read: list[str]) -> None:
+    """Refuse a Parquet input whose columns hold lists, maps or structs for a .csv output: each value was written as
+    its Python text, a long list cut to its ends by numpy (`[0 1 2 ... 1998 1999]`), so the output did not hold the
+    input's columns as they came. A .parquet output keeps them; a column the model reads (`read`) is refused by the
+    reader, whatever the output."""
+    import pyarrow as pa
+    from lifecycle.data.pii import shown_column_name
+
+    if dst.suffix.lower() != '.csv' or (given := _declared_schema(src)) is None:
+        return
+    if nested := [(i, f) for i, f in enumerate(given) if pa.types.is_nested(f.type) and f.name not in read]:
+        shown = [f"{shown_column_name(f.name, i)} ({f.type})" for i, f in nested]
+        raise InputError(
+            f"{_shown(src)}: column(s) {shown} hold lists, maps or structs, which a .csv output cannot hold as they "
+            "came: write the scores to a .parquet file, which keeps them, or leave them out of the input"
+        )
 
 
 def _arrow_frame(out: pd.DataFrame, src: Path):
