@@ -382,6 +382,27 @@ def test_a_parquet_files_list_column_is_not_written_cut_short_into_a_csv_output(
     assert pq.read_table(tmp_path / 'out.parquet').select(given.column_names).equals(given)
 
 
+def test_a_parquet_files_binary_text_column_is_written_as_its_text_into_a_csv_output(toys, tmp_path):
+    """A Parquet input's binary column of UTF-8 text (one the model does not read; a tool that writes text as binary)
+    scored to a .csv output was written as Python's text of its bytes, `b'caf\\xc3\\xa9'` for `café`, where ingestion,
+    init and drift read it as its text. It is written as its text; one that is not UTF-8 (a uuid's 16 bytes) is refused
+    for a .csv output, naming the column and the way out (a .parquet output keeps its bytes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    note = pa.array([b'hello', 'caf\u00e9'.encode(), None], pa.binary())
+    pq.write_table(pa.table({'age': [30, 40, 50], 'checks': [1, 2, 3], 'note': note}), tmp_path / 'in.parquet')
+    score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog, chunk_rows=2)
+    assert pd.read_csv(tmp_path / 'out.csv')['note'].tolist()[:2] == ['hello', 'caf\u00e9']
+    uuid = pa.array([b'\xff\xfe' * 8] * 3, pa.binary(16))
+    pq.write_table(pa.table({'age': [30, 40, 50], 'checks': [1, 2, 3], 'id': uuid}), tmp_path / 'uuid.parquet')
+    with pytest.raises(InputError, match=r"column \['id'\] holds binary values that are not UTF-8 text.*\.parquet"):
+        score_file(live.models['1'], tmp_path / 'uuid.parquet', tmp_path / 'uuid.csv', log=plog)
+    assert not list(tmp_path.glob('*uuid.csv*'))
+
+
 def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
     """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
     columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the

@@ -280,6 +280,7 @@ def score_file(
         raise InputError(f"{_shown(src)}: input file not found")
     check_output(src, dst)  # (before anything is scored, logged or audited)
     _refuse_nested_in_csv(src, dst, m.columns)
+    binary = _binary_columns(src, dst, m.columns)  # (for a .csv output: written as their text)
     if m.task != 'classification':  # (a regression's score is its prediction: no threshold decides, none is reported)
         threshold = None
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
@@ -311,7 +312,7 @@ def score_file(
                     out['prediction'] = (scores >= threshold).astype(int)
                     positives += int(out['prediction'].sum())
                 if dst.suffix.lower() == '.csv':
-                    out.to_csv(tmp, mode='a', header=rows == 0, index=False)
+                    _as_text(out, binary, src).to_csv(tmp, mode='a', header=rows == 0, index=False)
                 else:
                     writer = _parquet_written(writer, out, tmp, src)
                 rows += len(chunk)
@@ -450,6 +451,36 @@ def _refuse_nested_in_csv(src: Path, dst: Path, read: list[str]) -> None:
             f"{_shown(src)}: column(s) {shown} hold lists, maps or structs, which a .csv output cannot hold as they "
             "came: write the scores to a .parquet file, which keeps them, or leave them out of the input"
         )
+
+
+def _binary_columns(src: Path, dst: Path, read: list[str]) -> set[str]:
+    "A Parquet input's binary columns the model does not read (`read`), for a .csv output (`_as_text`); else none."
+    import pyarrow as pa
+
+    if dst.suffix.lower() != '.csv' or (given := _declared_schema(src)) is None:
+        return set()
+    kinds = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
+    return {f.name for f in given if f.name not in read and any(k(f.type) for k in kinds)}
+
+
+def _as_text(out: pd.DataFrame, columns: set[str], src: Path) -> pd.DataFrame:
+    """`out` with its `columns` of bytes as their UTF-8 text, as ingestion, init and drift read a binary column (a .csv
+    output held Python's text of the bytes, `b'caf\\xc3\\xa9'` for `café`); one that is not UTF-8 (a uuid's 16 bytes)
+    is refused naming it, with the way out: a .parquet output keeps its bytes."""
+    from lifecycle.data.pii import shown_column_name
+
+    for i, name in enumerate(out.columns):
+        if name not in columns:
+            continue
+        try:
+            out.isetitem(i, out.iloc[:, i].map(lambda v: v.decode('utf-8') if isinstance(v, bytes) else v))
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{_shown(src)}: column {[shown_column_name(str(name), i)]} holds binary values that are not UTF-8 "
+                "text, which a .csv output cannot hold as they came: write the scores to a .parquet file, which keeps "
+                "them, or leave it out of the input"
+            ) from None
+    return out
 
 
 def _arrow_frame(out: pd.DataFrame, src: Path):
