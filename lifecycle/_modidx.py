@@ -3526,6 +3526,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'lifecycle.serve.batch': { 'lifecycle.serve.batch._arrow_frame': ( 'api/serve/batch.html#_arrow_frame',
                                                                                'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._as_text': ('api/serve/batch.html#_as_text', 'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._audit_discarded': ( 'api/serve/batch.html#_audit_discarded',
+                                                                                   'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._binary_columns': ( 'api/serve/batch.html#_binary_columns',
                                                                                   'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._chunks': ('api/serve/batch.html#_chunks', 'lifecycle/serve/batch.py'),

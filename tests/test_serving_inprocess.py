@@ -403,6 +403,29 @@ def test_a_parquet_files_binary_text_column_is_written_as_its_text_into_a_csv_ou
     assert not list(tmp_path.glob('*uuid.csv*'))
 
 
+def test_a_score_interrupted_after_its_audit_entry_audits_its_output_discarded(toys, tmp_path, monkeypatch):
+    """A score is audited before its output takes its name; one that could not take it (an OSError) was audited as
+    discarded, but one interrupted there (Ctrl-C, a KeyboardInterrupt after the audit entry was written) discarded its
+    output silently: the audit log said the batch was scored into a file that never came (or still held the old
+    scores). It is audited as discarded too, and the interrupt goes on."""
+    from lifecycle.serve import batch
+
+    _, live, plog = toys
+    src, dst, log = tmp_path / 'in.csv', tmp_path / 'out.csv', tmp_path / 'audit.log'
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(src, index=False)
+    dst.write_text('the old scores\n')
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, '_output_mode', interrupted)  # (after the audit entry, before the output's rename)
+    with pytest.raises(KeyboardInterrupt):
+        batch.score_file(live.models['1'], src, dst, log=plog, audit_path=log)
+    assert dst.read_text() == 'the old scores\n' and not list(tmp_path.glob('.out.csv.*'))
+    said = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e['action'] for e in said][-2:] == ['score.batch', 'score.discarded'], said
+
+
 def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
     """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
     columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the

@@ -350,16 +350,23 @@ def score_file(
             tmp.replace(dst)
         except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
             _discard(tmp)
-            if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
-                audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__,
-                             actor=actor, batch_id=batch_id, output=summary['output'])  # fmt: skip
+            _audit_discarded(m, summary, e, audit_path, actor)
             raise _named(e, tmp, dst) from None
-        except BaseException:
+        except BaseException as e:  # (Ctrl-C after the audit entry: audited as discarded too; the interrupt goes on)
             _discard(tmp)
+            with contextlib.suppress(Exception):
+                _audit_discarded(m, summary, e, audit_path, actor)
             raise
         return summary
     finally:
         os.close(claim)
+
+
+def _audit_discarded(m: ServedModel, summary: dict | None, e: BaseException, audit_path, actor) -> None:
+    "Audit a batch audited as scored (`summary`) whose output was then discarded, and why (`e`'s kind, no message)."
+    if audit_path is not None and summary is not None:
+        audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
+                     batch_id=summary['batch_id'], output=summary['output'])  # fmt: skip
 
 
 def _output_mode(src: Path, dst: Path, keep_columns: bool = True) -> int:
