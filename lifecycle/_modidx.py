@@ -1139,6 +1139,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._public': ( 'api/data/commands.html#_public',
                                                                               'lifecycle/data/commands.py'),
+                                         'lifecycle.data.commands._refuse_batch_options': ( 'api/data/commands.html#_refuse_batch_options',
+                                                                                            'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._said': ('api/data/commands.html#_said', 'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._seconds': ( 'api/data/commands.html#_seconds',
                                                                                'lifecycle/data/commands.py'),

@@ -164,6 +164,9 @@ CASES = [
     (['ingest', '{ws}/good.csv', '--dataset', 'loans'], 2, "declares dataset 'arrests'"),
     (['ingest', '{ws}/good.csv'], 2, '--dataset NAME is required'),
     (['ingest', 'stats', '--dataset', 'loans'], 2, "declares dataset 'arrests'"),  # (not 0 batches of 'loans')
+    # (a batch's options: stats printed as if they applied, exit 0; `stats --watch DIR` watched nothing)
+    (['ingest', 'stats', '--watch', '{ws}', '--once'], 2, "--watch, --once: not with 'stats', which reads the batch"),
+    (['ingest', 'stats', '--query', 'SELECT 1', '--no-report'], 2, "--query, --no-report: not with 'stats'"),
     (['ingest', '{ws}/gone.csv', '--dataset', 'arrests'], 4, 'gone.csv'),
     (['ingest', '{ws}/child.csv', '--dataset', 'arrests'], 1, 'age'),
     (

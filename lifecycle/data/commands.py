@@ -267,6 +267,18 @@ def _check_watch_options(source, query, watch, once: bool, interval: float, max_
         raise CommandError(f"--query: for a database URL; {source} is a file, read whole", EXIT_INPUT)
 
 
+def _refuse_batch_options(query, watch, once, max_batches, report) -> None:
+    """Refuse the options of a batch or a watch given to `ingest stats`, which reads the batch log and takes no batch:
+    its figures were printed as if they applied (exit 0), and `stats --watch DIR` watched nothing."""
+    given = [('--query', query is not None), ('--watch', watch is not None), ('--once', once)]
+    given += [('--max-batches', max_batches is not None), ('--no-report', not report)]
+    if said := [o for o, on in given if on]:
+        raise CommandError(
+            f"{', '.join(said)}: not with 'stats', which reads the batch log and takes no batch; leave them out",
+            EXIT_INPUT,
+        )
+
+
 @command(_INGEST_ERRORS)
 def ingest(
     source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
@@ -309,6 +321,7 @@ def ingest(
     if source == 'stats':
         from lifecycle.data.ingest import batch_stats
 
+        _refuse_batch_options(query, watch, once, max_batches, report)
         return BatchStats(batch_stats(s, dataset))
     _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
