@@ -3545,6 +3545,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._input_typed': ( 'api/serve/batch.html#_input_typed',
                                                                                'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._interrupt_held': ( 'api/serve/batch.html#_interrupt_held',
+                                                                                  'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._line_of': ('api/serve/batch.html#_line_of', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._located': ('api/serve/batch.html#_located', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._named': ('api/serve/batch.html#_named', 'lifecycle/serve/batch.py'),

@@ -252,6 +252,32 @@ def _sweep_killed(dst: Path, stale_s: float = 600.0) -> list[Path]:
 _BATCH_ID = re.compile('[0-9a-f]{32}')
 
 
+@contextlib.contextmanager
+def _interrupt_held():
+    """Hold back Ctrl-C (SIGINT) while a chunk is scored, and raise it once it is: onnxruntime converts a text input
+    item by item through Python's API, and a KeyboardInterrupt raised within that (by Python's own SIGINT handler)
+    ended `lifecycle score` in a segmentation fault about once in twenty interrupts (review GX; the core's stack:
+    onnxruntime taking a NULL item). Meanwhile the handler only notes the signal (a no-op handler let hundreds of
+    signals through such runs unharmed); blocking it in the main thread would not do, as any other thread may take it.
+    Elsewhere (another thread; another SIGINT handler, a server's) nothing is changed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    came = []
+    signal.signal(signal.SIGINT, lambda *_: came.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if came:
+        raise KeyboardInterrupt
+
+
 def score_file(
     m: ServedModel,
     src: str | Path,
@@ -304,7 +330,8 @@ def score_file(
                         check_inputs(cols, contract, f"{_shown(src)}: ", rows)
                 except InputError as e:  # (a row as the file's reader counts it: from 1, and its line)
                     raise _located(e, src, dialect) from None
-                scores = m.score(cols)
+                with _interrupt_held():
+                    scores = m.score(cols)
                 out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(
                     score=scores, model_version=m.version
                 )
