@@ -3756,6 +3756,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._live_as_on_file': ( 'api/serve/flags.html#_live_as_on_file',
                                                                                    'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._look_again': ( 'api/serve/flags.html#_look_again',
+                                                                              'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._masked': ('api/serve/flags.html#_masked', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._mirror': ('api/serve/flags.html#_mirror', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._needs_repair': ( 'api/serve/flags.html#_needs_repair',

@@ -815,3 +815,31 @@ def test_a_spec_edited_by_hand_is_refused_alike_by_flags_show_govern_check_and_s
         said.append(r.stderr)
     assert len(set(said)) == 1 and f'{spec}: edited outside lifecycle' in said[0], said
     assert 'flags init --force' in said[0] and not (tmp_path / 'out.csv').exists()
+
+
+@pytest.mark.slow  # trains and signs a tiny model version
+def test_a_change_made_again_after_a_running_server_refused_it_makes_that_server_look_again(tmp_path):
+    """A running server refuses flags its environment's policy does not allow (a production server, `flags set` run
+    in dev); the way out is to give what it asks for (the approval), then make the change again, which rewrote the flag
+    file, and the server looked again. A change to what the flags already say is not written (review: a no-op is no
+    audited change), so the server that refused them never looked again: it served the last good flags on, and `flags
+    set` said 'no change'. It is still no change, neither written nor audited, but the servers look again."""
+    from lifecycle import audit
+    from lifecycle.serve.gate import FlagGate
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
+    refusals = []  # (what the server's environment asks and is not given: its policy, as `Server._vet` says it)
+    gate = FlagGate(s, lambda v: v, lambda *a: None, vet=lambda spec, name, last: list(refusals))
+    try:
+        assert gate.check() and gate.valid
+        refusals.append('variant control: version 2 needs a verified production approval')
+        fl.change_flags(s, {'control': '2'}, actor='carol', reason='to v2')
+        assert not gate.check() and not gate.valid and 'production approval' in gate.problem  # the last good flags
+        refusals.clear()  # (the approval given)
+        since = len(audit.read(s.audit_path))
+        spec, changed = fl.change(s, {'control': '2'}, actor='carol', reason='to v2, approved now')
+        assert not changed and spec.control == '2' and len(audit.read(s.audit_path)) == since  # (no change: none)
+        assert gate.check() and gate.valid and gate.live.versions['control'] == '2'  # (it looked again)
+    finally:
+        gate.active.unlink(missing_ok=True)

@@ -917,8 +917,9 @@ def change(
     `floors`: the arms judged by the policy's metric thresholds as they stand now (`policy_refusals`; none for a
     rollback). A threshold change for a regression model is refused: no threshold decides its predictions. A person's
     change (the CLI, the admin API) to what the flags already say, their flag file what the spec compiles to, writes
-    and audits nothing (`changed` False: an entry of no change would read as a change made); one that rewrites a flag
-    file edited by hand, or builds on the last spec written, changes the live flags and is audited as ever."""
+    and audits nothing (`changed` False: an entry of no change would read as a change made), but running servers look
+    again (`_look_again`: one that refused them takes them up once it may); one that rewrites a flag file edited by
+    hand, or builds on the last spec written, changes the live flags and is audited as ever."""
     from lifecycle.release.exposure import files_fetched
 
     name, gaining = _gaining_first(s, changes, lookup, floors, source)
@@ -1001,6 +1002,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     if not diff and source in ('cli', 'api') and built_on is None and _live_as_on_file(s, old):
+        _look_again(s)  # (a server that refused these flags, for an approval given since, say: it looks again)
         return Changed(old, False)  # a person's change to what the flags say: nothing to write, nothing to audit
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
     from lifecycle.core.audit import AuditError, AuditKeyMissing
@@ -1037,6 +1039,18 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         raise _unrecorded(e, 'nothing changed', live=False) from None
     _write_recorded(s, new, name, 'flags.change', edited)
     return Changed(new, True)
+
+
+def _look_again(s: Settings) -> None:
+    """Make every running server look at the flag file again (its time touched, its content as it is): one that refused
+    these flags (its environment's policy asking an approval given since) took them up when the same change was made
+    again, which rewrote the file; a change that changes nothing writes nothing, and it kept the last good flags."""
+    import os
+
+    try:
+        os.utime(flagd_path(s))
+    except OSError:  # (no server looks again: as before the change)
+        pass
 
 
 def _live_as_on_file(s: Settings, spec: FlagsParams) -> bool:
