@@ -2644,6 +2644,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._trained_by': ( 'api/model/stages.html#_trained_by',
                                                                                 'lifecycle/model/stages.py'),
+                                        'lifecycle.model.stages._validation_of': ( 'api/model/stages.html#_validation_of',
+                                                                                   'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages.champion_scores': ( 'api/model/stages.html#champion_scores',
                                                                                     'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages.evidence_run': ( 'api/model/stages.html#evidence_run',

@@ -66,3 +66,22 @@ def test_a_running_server_stops_serving_a_version_whose_key_is_revoked(tiny_temp
         assert http.post('/predict', json=body).status_code == 503
     finally:
         srv.stop()
+
+
+def test_reregistering_a_version_no_longer_in_the_registry_is_refused_naming_it(tiny_template, tmp_path):
+    """`keys reregister` of a version the revoked key signed that has since left the registry (deleted, say in MLflow's
+    UI) ended in MLflow's traceback ('Model Version ... not found'): it is refused, naming the version and what the
+    registry holds, exit 2, nothing registered."""
+    from conftest import copy_workspace
+    from lifecycle.core.workspace import Workspace
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    r, rotated = cli_json(ws, 'keys', 'rotate', '--reason', 'leaked')
+    assert r.returncode == 0 and cli(ws, 'keys', 'revoke', rotated['retired'], '--reason', 'leaked').returncode == 0
+    s = Workspace.open(ws)
+    s.client.delete_model_version(MODEL, '2')
+    r = cli(ws, 'keys', 'reregister', MODEL, '2', '--reason', 'leaked')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    said = ' '.join(r.stderr.split())
+    assert f"model '{MODEL}' has no version 2 in the registry (its versions: 1)" in said, said
+    assert [str(v.version) for v in s.client.search_model_versions(f"name = '{MODEL}'")] == ['1']  # (none made)

@@ -475,7 +475,7 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
             f"models:/{name}/{version} is signed with key {kid}, which is not revoked: it loads as it is; only a "
             "version a revoked key signed is registered again"
         )
-    vid = ws.client.get_model_version(name, version).tags.get('validation_id')
+    vid = _validation_of(ws, name, version, kid)
     return register(
         ws,
         rp,
@@ -485,6 +485,26 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
         tags=dict(registered_again_from=version),
         expect_files=(signed.get('manifest') or {}).get('files') or {},
     )
+
+
+def _validation_of(ws: Workspace, name: str, version: str, kid: str) -> str | None:
+    """The validation `name` `version` was registered from (its registry tag): `RegistryError` naming what the registry
+    holds when the version left it since `kid` signed it (MLflow's own traceback before), `RegistryUnavailable` when
+    the registry cannot answer now."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return ws.client.get_model_version(name, version).tags.get('validation_id')
+    except MlflowException as e:
+        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            raise registry.RegistryUnavailable(
+                f"the model registry could not return {name} version {version} ({e.error_code}): try again"
+            ) from None
+        raise registry.RegistryError(
+            f"{registry.missing_version(ws.client, name, version)}: it left the registry after key {kid} signed it, so"
+            " its run and validation cannot be found from it; nothing is registered again (`lifecycle run` registers"
+            " a new version)"
+        ) from None
 
 # %% ../../nbs/api/model/06_stages.ipynb #109a56d2
 @dataclass(frozen=True)

@@ -543,6 +543,7 @@ _REREGISTER_ERRORS = {
     **GOVERNANCE_ERRORS,
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,  # (its validation record gone or altered: named)
     'lifecycle.model.stages.ReleaseCheckFailed': EXIT_STAGE,  # (its run's files are not those the old key signed)
+    'lifecycle.model.registry.RegistryError': EXIT_INPUT,  # (the version left the registry since: named)
 }
 
 
