@@ -51,7 +51,7 @@ def test_a_running_server_stops_serving_a_version_whose_key_is_revoked(tiny_temp
 
     ws = copy_workspace(tiny_template, tmp_path / 'ws')
     body = {'records': [{'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}]}
-    srv = LocalServer(ws, env=clean_env(), log=subprocess.PIPE, timeout=240, port=30690).start()
+    srv = LocalServer(ws, env=clean_env(), log=subprocess.PIPE, timeout=240).start()  # (a free port)
     try:
         http = httpx.Client(base_url=srv.url, timeout=10)
         assert http.post('/predict', json=body).status_code == 200
