@@ -133,6 +133,20 @@ def test_number_marks_read_an_apostrophe_or_a_space_but_not_numbers_of_one_lengt
     assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,5', '2']})) is None  # ('.' and ',' decimals)
 
 
+def test_phone_numbers_written_in_groups_of_three_stay_text_for_the_personal_data_detector_whatever_their_length():
+    """Review (of GM's fix): a column of phone numbers grouped by threes, some with their country code (`+34 612 345
+    678`, `612 345 678`), is not of one length, so `init` read it as numbers written with thousands ' ': proposed as a
+    feature, `personal: false`, a phone number written into ingest.yaml as its `max`. Whole numbers the personal-data
+    detector takes for phone numbers stay text, as before GM, for it to find; amounts stay numbers."""
+    from lifecycle.data.infer import number_marks
+
+    tel = ['+34 612 345 678', '612 345 678', '698 111 202', '+34 655 000 999']
+    assert number_marks(pd.DataFrame({'reach': tel})) is None
+    m = number_marks(pd.DataFrame({'reach': tel, 'amount': ['9 153', '182 638', '15', '1 204']}))
+    assert (m.thousands, m.decimal, m.columns) == (' ', '.', ('amount',)), m
+    assert number_marks(pd.DataFrame({'reach': [t.replace(' ', '\u00a0') for t in tel]})) is None  # (no-break)
+
+
 def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_otherwise(tmp_path):
     """Review T: `score` read its CSV input as UTF-8 with commas whatever ingest.yaml's `csv` said, and its refusal
     advised setting `csv.encoding` in ingest.yaml, which score never read."""
