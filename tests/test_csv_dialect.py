@@ -117,7 +117,7 @@ def test_number_marks_read_an_apostrophe_or_a_space_but_not_numbers_of_one_lengt
     """Review GM: amounts written `1'234.50` or `1 234,50` were read as text, and init proposed them as identifiers or
     phone numbers. They are read with their marks now, with the file's other numbers' decimal mark; whole numbers all
     of one length written in groups (`612 345 678`, a phone number) stay text for the personal-data detector, and a
-    file grouping one column with an apostrophe and another with ',' has no one reading."""
+    file grouping one column with an apostrophe and another with ',' reads the latter alone, as before."""
     from lifecycle.data.infer import number_marks
 
     def read(df, delimiter=','):
@@ -129,8 +129,8 @@ def test_number_marks_read_an_apostrophe_or_a_space_but_not_numbers_of_one_lengt
     assert read(fr) == (' ', ',', ('montant', 'taux'))
     assert read(fr[['montant']], ';') == (' ', ',', ('montant',)) and read(fr[['montant']])[:2] == (' ', '.')
     assert read(pd.DataFrame({'tel': ['612 345 678', '698 111 202', '655 000 999']})) is None
-    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,234.5', '2']})) is None
-    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,5', '2']})) is None  # ('.' and ',' decimals)
+    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,234.5', '2']})) == (',', '.', ('b',))  # (as before)
+    assert read(pd.DataFrame({'a': ["1'234.5", '7'], 'b': ['1,5', '2']})) == (None, ',', ('b',))  # ('.' and ',')
 
 
 def test_phone_numbers_written_in_groups_of_three_stay_text_for_the_personal_data_detector_whatever_their_length():

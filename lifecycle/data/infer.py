@@ -210,8 +210,8 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
             eu[c] = v
         elif (marks := _grouped_otherwise(v)) is not None:
             other[c] = marks
-    if other:
-        return _marked_otherwise(text, other, eu, either, dotted, decimals, us, delimiter)
+    if other and (marked := _marked_otherwise(text, other, eu, either, dotted, decimals, us, delimiter)):
+        return marked  # (else the others' reading, as before: those columns stay text)
     if (eu and (us or decimals)) or not (eu or either or us):
         return None
     if eu or (not us and not decimals and delimiter == ';'):
