@@ -1010,12 +1010,9 @@ def run(
 def _shown(folder: Path, root: Path) -> str:
     """A params folder as a command takes it: relative to the workspace when inside it; a name in it holding a contact
     withheld (`shown_path`: the record is shown by `retrain status` and the site, as a run's manifest names it)."""
-    from lifecycle.core.names import shown_path
+    from lifecycle.core.names import shown_within
 
-    try:
-        return shown_path(Path(folder).resolve().relative_to(Path(root).resolve()), 'folder')
-    except ValueError:
-        return shown_path(folder, 'folder')
+    return shown_within(folder, root, 'folder')
 
 
 def _begin_pass(ws: Workspace, it: dict) -> None:
