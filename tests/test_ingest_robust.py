@@ -1039,6 +1039,23 @@ def test_a_watch_killed_after_logging_a_file_replaced_since_its_hash_does_not_ta
     assert {e['file_id'] for e in done} == {claimed['file_id'], f"a.csv:{line['watch_read'].removeprefix('sha256:')}"}
 
 
+def test_a_claim_killed_before_its_batch_whose_file_was_replaced_since_is_closed_not_looked_up_again(
+    tmp_path, monkeypatch, arrests
+):
+    """Review GY: a claim killed before its batch was logged, of a content the folder no longer holds (the file
+    replaced since), stayed open for good, and every later take of a file of that name looked it up in the ingest log
+    (read from its end: the whole log, as none carries it). The next take closes it as failed; the new content is
+    taken once."""
+
+    w, env, s, ledger = _kill_watch_at(tmp_path, monkeypatch, arrests, 'line')
+    arrests.iloc[30:60].to_csv(w / 'in' / 'a.csv', index=False)  # (replaced while no watch ran)
+    _watched_once(w, env)
+    states = [(e['state'], e.get('status')) for e in ledger.entries()]
+    assert states == [('claimed', None), ('failed', 'abandoned'), ('claimed', None), ('done', 'accepted')], states
+    ledger.done()
+    assert ledger.unfinished('a.csv') == [] and len(ing.read_log(s)) == 1
+
+
 def test_a_watch_killed_before_a_batch_is_logged_takes_the_file_once_on_its_next_run(tmp_path, monkeypatch, arrests):
     "Killed before the batch's line, the file is taken again by the next run, once, its line naming that run's claim."
     w, env, s, ledger = _kill_watch_at(tmp_path, monkeypatch, arrests, 'line')

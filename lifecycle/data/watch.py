@@ -187,13 +187,17 @@ def _hashed(name: str, salt: bytes | None = None) -> str:
     return 'name-hmac:' + hmac.new(salt, name.encode(), hashlib.sha256).hexdigest()[:16]
 
 
-def _settle(ledger: Ledger, key: str, name: str, logged: Callable[[str], dict | None]) -> set[str]:
+def _settle(ledger: Ledger, key: str, name: str, logged: Callable[[str], dict | None], current: str) -> set[str]:
     """Mark done the contents of the file named `key` whose claims a watch killed since left unfinished, where the
     ingest log has the batch taken under the claim (`logged(claim id) -> outcome | None`): the content hashed and
-    claimed, and the content the batch read (`_read_id`: a file replaced in between, review GR). Return their ids."""
+    claimed, and the content the batch read (`_read_id`: a file replaced in between, review GR). Return their ids.
+    A claim of another content than the `current` one whose batch was never logged is closed as failed (taken again
+    should it come back), so that no later take of the name looks it up in the log again."""
     settled = set()
     for fid, was in ledger.unfinished(key):
         if (got := logged(was)) is None or got.get('status') in _UNFINISHED:
+            if fid != current:  # (the current content's claim is taken anew below, which closes it)
+                ledger.mark(fid, name, 'failed', status='abandoned', claim=was, recovered='no batch logged under it')
             continue  # (killed before the batch was logged: the file is taken again)
         for taken in dict.fromkeys([fid, _read_id(key, got)]):
             if taken is not None:
@@ -271,7 +275,7 @@ def watch(
             with ledger._taking(ids[0], on_wait) as free:
                 if not free:  # (taken by another watch of the folder meanwhile)
                     continue
-                done |= (settled := _settle(ledger, key, name, logged) if logged else set())  # (watches killed
+                done |= (settled := _settle(ledger, key, name, logged, fid) if logged else set())  # (watches killed
                 if fid in settled:  # while taking it, its batch logged already)
                     continue
                 ledger.mark(fid, name, 'claimed', claim=(taking := secrets.token_hex(8)))
