@@ -456,10 +456,12 @@ def register(
 
 def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Registration:
     """Register again a version that a revoked signing key signed (refused everywhere since): a new version from the
-    same passing validation (its run's model), signed with the current key, audited, checked as the register stage
-    checks one, its files the very files the revoked key signed (their manifest, sealed in the store). It takes no
-    alias the old one holds: each is moved to it as any version's is. `SigningKeyError` for a version whose key was not
-    revoked, `SignatureError` for an unsigned one (nothing to register again)."""
+    same passing validation (its run's model), signed with the current key, audited, its release checked as the
+    register stage checks one, its files the very files the revoked key signed (their manifest, sealed in the store:
+    it predicts as the version loaded back then, a check not run again). It moves no alias the old one holds (it takes
+    the first environment's only where no version holds it, as any registration): each is moved as any version's is.
+    `SigningKeyError` for a version whose key was not revoked, `SignatureError` for an unsigned one (nothing to
+    register again)."""
     name, version = rp.model_name, str(version)
     rid = f'{name}-{version}'
     if not signing.is_signed(ws.store, name, version):
