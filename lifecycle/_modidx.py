@@ -867,6 +867,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.store.locked_append': ( 'api/core/store.html#locked_append',
                                                                               'lifecycle/core/store.py'),
                                       'lifecycle.core.store.pid_alive': ('api/core/store.html#pid_alive', 'lifecycle/core/store.py'),
+                                      'lifecycle.core.store.pid_origin': ('api/core/store.html#pid_origin', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.read_jsonl': ('api/core/store.html#read_jsonl', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.read_secret': ('api/core/store.html#read_secret', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.read_state': ('api/core/store.html#read_state', 'lifecycle/core/store.py'),

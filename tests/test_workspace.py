@@ -969,3 +969,21 @@ def test_a_write_killed_before_its_rename_leaves_no_temporary_file_past_the_next
     second.mkdir()
     _writer_stopped_before_its_rename(second, 'a.key', 'killed')
     assert create_once(second / 'b.key', 'x') and sorted(p.name for p in second.iterdir()) == ['b.key']
+
+
+def test_a_temporary_file_of_a_container_of_the_same_host_name_is_not_taken_for_a_dead_writers(tmp_path):
+    """Review GY: temporary files named their writer by PID and host name alone, so a process in a container of the
+    same host name but its own PID namespace (sharing the workspace's folder) found a live writer's PID dead in its
+    own namespace and removed its file; the write then failed. Their names carry the PIDs' origin too (boot and PID
+    namespace): a file of another origin is judged by its age alone, a dead writer's of this origin removed."""
+    import subprocess
+    import sys
+    from lifecycle.core.store import _host, pid_origin, sweep_temps
+
+    assert pid_origin() and _host().endswith('.' + pid_origin())
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    pid, host = int(dead.stdout), _host().rsplit('.', 1)[0]
+    mine, theirs = f'.a.json.{pid}@{_host()}.abcd1234.tmp', f'.a.json.{pid}@{host}.0123456789ab.abcd1234.tmp'
+    for n in (mine, theirs):
+        (tmp_path / n).write_text('x')
+    assert [p.name for p in sweep_temps(tmp_path)] == [mine] and (tmp_path / theirs).exists()

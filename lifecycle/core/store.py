@@ -18,7 +18,7 @@ from pathlib import Path
 from .names import shown_path
 
 # %% auto #0
-__all__ = ['PRIVATE', 'SEALED_KINDS', 'sweep_temps', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256',
+__all__ = ['PRIVATE', 'SEALED_KINDS', 'pid_origin', 'sweep_temps', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256',
            'canonical_json', 'hash_obj', 'file_in_the_way', 'JournalError', 'locked_append', 'write_line',
            'append_jsonl', 'read_jsonl', 'whole_lines', 'StateError', 'FolderInTheWay', 'read_state', 'read_secret',
            'ContentHash', 'pid_alive', 'StoreError', 'RecordError', 'Store']
@@ -38,9 +38,25 @@ def _umask() -> int:
         return old
 
 
+def pid_origin() -> str:
+    """What this process's PIDs are counted in: its kernel's boot and its PID namespace, hashed ('' where unknown: not
+    Linux). Two processes of one origin see each other's PIDs, whatever host or container shares a folder."""
+    import hashlib
+
+    try:
+        boot = Path('/proc/sys/kernel/random/boot_id').read_text().strip()
+        ns = os.readlink('/proc/self/ns/pid')  # ('pid:[4026531836]')
+    except OSError:
+        return ''
+    return hashlib.sha256(f'{boot} {ns}'.encode()).hexdigest()[:12]
+
+
 def _host() -> str:
-    "This host's name, as temporary files name their writer's (`_` for what is no letter, digit, `_` or `.`)."
-    return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
+    """This host's name and its PIDs' origin (`pid_origin`), as temporary files name their writer's (`_` for what is no
+    letter, digit, `_` or `.`): containers of one host name but their own PID namespaces (review GY) differ by origin,
+    so that no one takes another's live writer for a dead one."""
+    host = re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
+    return f"{host}.{origin}" if (origin := pid_origin()) else host
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:

@@ -136,7 +136,10 @@ def _digested(chunk: pd.DataFrame, rows: np.ndarray, failed: dict, salt: bytes) 
 
 # %% ../../nbs/api/data/04_ingest.ipynb #09001533
 def _host() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    "This host and its PIDs' origin (`store.pid_origin`: a container of the same host name has its own), hashed."
+    from lifecycle.core.store import pid_origin
+
+    return hashlib.sha256(f'{socket.gethostname()} {pid_origin()}'.encode()).hexdigest()[:8]
 
 
 def _temp_parquet(store: Store) -> Path:

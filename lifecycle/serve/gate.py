@@ -47,17 +47,10 @@ class Deployment(NamedTuple):
 
 # %% ../../nbs/api/serve/05_gate.ipynb #32fc721e
 def _origin() -> str:
-    """What this process's PIDs are counted in: its kernel's boot and its PID namespace, hashed ('' where unknown: not
-    Linux). Two processes of one origin see each other's PIDs, whatever host or container shares the flags folder."""
-    import hashlib
-    from pathlib import Path
+    "What this process's PIDs are counted in (`store.pid_origin`): two processes of one origin see each other's PIDs."
+    from lifecycle.core.store import pid_origin
 
-    try:
-        boot = Path('/proc/sys/kernel/random/boot_id').read_text().strip()
-        ns = os.readlink('/proc/self/ns/pid')  # ('pid:[4026531836]')
-    except OSError:
-        return ''
-    return hashlib.sha256(f'{boot} {ns}'.encode()).hexdigest()[:12]
+    return pid_origin()
 
 
 def _sweep_active(folder, origin: str) -> list[str]:
