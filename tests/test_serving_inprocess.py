@@ -2393,3 +2393,22 @@ def test_ctrl_c_while_a_chunk_is_scored_is_raised_once_the_chunk_is_scored():
     finally:
         signal.signal(signal.SIGINT, was)
     assert done == [sum(range(100_000))]
+
+
+@pytest.mark.parametrize('kind', ['dictionary', 'binary_view'])
+def test_a_parquet_files_dictionary_or_view_binary_column_is_written_as_its_text_into_a_csv_output(
+    toys, tmp_path, kind
+):
+    """Review HA: a binary column was written as its text into a .csv output only when declared binary, large_binary
+    or fixed_size_binary: one dictionary-encoded (a pandas category of bytes) or a binary view, read as bytes all the
+    same, was still written as Python's text of its bytes (`b'caf\\xc3\\xa9'`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    note = pa.array([b'hello', 'caf\u00e9'.encode(), None], pa.binary())
+    note = note.dictionary_encode() if kind == 'dictionary' else note.cast(pa.binary_view())
+    pq.write_table(pa.table({'age': [30, 40, 50], 'checks': [1, 2, 3], 'note': note}), tmp_path / 'in.parquet')
+    score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog, chunk_rows=2)
+    assert pd.read_csv(tmp_path / 'out.csv')['note'].tolist()[:2] == ['hello', 'caf\u00e9']

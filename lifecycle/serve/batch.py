@@ -493,8 +493,12 @@ def _binary_columns(src: Path, dst: Path, read: list[str]) -> set[str]:
 
     if dst.suffix.lower() != '.csv' or (given := _declared_schema(src)) is None:
         return set()
-    kinds = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary)
-    return {f.name for f in given if f.name not in read and any(k(f.type) for k in kinds)}
+    kinds = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary, pa.types.is_binary_view)
+
+    def binary(t) -> bool:  # (a dictionary of binary values and a binary view are read as bytes too)
+        return any(k(t.value_type if pa.types.is_dictionary(t) else t) for k in kinds)
+
+    return {f.name for f in given if f.name not in read and binary(f.type)}
 
 
 def _as_text(out: pd.DataFrame, columns: set[str], src: Path) -> pd.DataFrame:
