@@ -1496,6 +1496,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.data.pii.pseudonymise': ('api/data/pii.html#pseudonymise', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.shown_column_name': ( 'api/data/pii.html#shown_column_name',
                                                                               'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii.shown_type': ('api/data/pii.html#shown_type', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.shown_value': ('api/data/pii.html#shown_value', 'lifecycle/data/pii.py')},
             'lifecycle.data.report_worker': { 'lifecycle.data.report_worker.ReportWorker': ( 'api/data/report_worker.html#reportworker',
                                                                                              'lifecycle/data/report_worker.py'),

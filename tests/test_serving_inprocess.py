@@ -2412,3 +2412,27 @@ def test_a_parquet_files_dictionary_or_view_binary_column_is_written_as_its_text
     pq.write_table(pa.table({'age': [30, 40, 50], 'checks': [1, 2, 3], 'note': note}), tmp_path / 'in.parquet')
     score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog, chunk_rows=2)
     assert pd.read_csv(tmp_path / 'out.csv')['note'].tolist()[:2] == ['hello', 'caf\u00e9']
+
+
+def test_a_structs_field_names_that_look_personal_are_withheld_from_the_refusal_of_a_nested_column(toys, tmp_path):
+    """Review HA: a Parquet input's struct column refused for a .csv output (or by ingestion) was named with its type,
+    which holds the struct's field names as written (`struct<ann.smith@corp.example: int64>`): a name that looks like
+    personal data, withheld as a column's name, came out as a field's. The type is shown by its kind alone then."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.data.sources import SourceError, read_table
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    who = pa.array([{'ann.smith@corp.example': 1}, None], pa.struct([('ann.smith@corp.example', pa.int64())]))
+    pq.write_table(pa.table({'age': [30, 40], 'checks': [1, 2], 'who': who}), tmp_path / 'in.parquet')
+    with pytest.raises(InputError, match=r"\['who \(struct<\.\.\.: field names withheld") as e:
+        score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog)
+    assert 'ann.smith' not in str(e.value)
+    with pytest.raises(SourceError, match=r"field names withheld") as e:
+        read_table(str(tmp_path / 'in.parquet'))
+    assert 'ann.smith' not in str(e.value)
+    tags = pa.array([[1], None], pa.list_(pa.int64()))  # (a type of no such name: shown as it is)
+    pq.write_table(pa.table({'age': [30, 40], 'checks': [1, 2], 'tags': tags}), tmp_path / 'tags.parquet')
+    with pytest.raises(InputError, match=re.escape("['tags (list<element: int64>)']")):
+        score_file(live.models['1'], tmp_path / 'tags.parquet', tmp_path / 'tags.csv', log=plog)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
            'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'card_numbers', 'PersonalFinding', 'looks_personal',
-           'shown_column_name', 'header_may_be_data', 'shown_value']
+           'shown_column_name', 'shown_type', 'header_may_be_data', 'shown_value']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -312,6 +312,20 @@ def shown_column_name(name, i: int, header_is_data: bool = False, header: bool =
     if holds_contact(name, folder=True) if header else _personal_name_kind(name) is not None:
         return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
+
+
+def shown_type(t) -> str:
+    """An Arrow type as a message may quote it (`list<element: int64>`): the names of a struct's fields are a file's
+    names, so a type one of whose fields' names `shown_column_name` would withhold is shown by its kind alone."""
+
+    def names(t):
+        for j in range(getattr(t, 'num_fields', 0)):
+            yield t.field(j).name
+            yield from names(t.field(j).type)
+
+    if any(shown_column_name(n, 0) != str(n) for n in names(t) if str(n).strip()):
+        return f"{str(t).split('<')[0]}<...: field names withheld, one looks like personal data>"
+    return str(t)
 
 
 def header_may_be_data(names: list, declared) -> bool:

@@ -1084,9 +1084,9 @@ def _flat_columns(path: Path, schema, only=None) -> None:
     nested = [(i, f) for i, f in enumerate(schema) if pa.types.is_nested(f.type)]
     nested = [(i, f) for i, f in nested if only is None or f.name in only]
     if nested:
-        from lifecycle.data.pii import shown_column_name  # (on the refusal only: drift reads Parquet without pandas)
+        from lifecycle.data.pii import shown_column_name, shown_type  # (on the refusal only: drift reads Parquet)
 
-        nested = [f"{shown_column_name(f.name, i)} ({f.type})" for i, f in nested]
+        nested = [f"{shown_column_name(f.name, i)} ({shown_type(f.type)})" for i, f in nested]
         raise SourceError(
             f"{path}: column(s) {nested} hold lists, maps or structs; expected one value per cell (flatten them, or "
             "leave them out of the export)"

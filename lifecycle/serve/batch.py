@@ -475,12 +475,12 @@ def _refuse_nested_in_csv(src: Path, dst: Path, read: list[str]) -> None:
     input's columns as they came. A .parquet output keeps them; a column the model reads (`read`) is refused by the
     reader, whatever the output."""
     import pyarrow as pa
-    from lifecycle.data.pii import shown_column_name
+    from lifecycle.data.pii import shown_column_name, shown_type
 
     if dst.suffix.lower() != '.csv' or (given := _declared_schema(src)) is None:
         return
     if nested := [(i, f) for i, f in enumerate(given) if pa.types.is_nested(f.type) and f.name not in read]:
-        shown = [f"{shown_column_name(f.name, i)} ({f.type})" for i, f in nested]
+        shown = [f"{shown_column_name(f.name, i)} ({shown_type(f.type)})" for i, f in nested]
         raise InputError(
             f"{_shown(src)}: column(s) {shown} hold lists, maps or structs, which a .csv output cannot hold as they "
             "came: write the scores to a .parquet file, which keeps them, or leave them out of the input"
