@@ -166,8 +166,8 @@ def _grouped_otherwise(v: pd.Series) -> tuple[str, str | None] | None:
     """The thousands separator other than ',' and '.' (an apostrophe or a space, `_OTHER_THOUSANDS`) that every value of
     a column (as text, blanks out) is written with, and its decimal mark (None: no value has a decimal part). None
     when no value is grouped so; so too for whole numbers all of one length (`612 345 678`: a phone or account
-    number written in groups, not an amount), or that the personal-data detector takes for phone numbers (`+34 612
-    345 678` beside `612 345 678`: of two lengths), left as text to it."""
+    number written in groups, not an amount), or grouped with spaces that the personal-data detector takes for phone
+    numbers (`+34 612 345 678` beside `612 345 678`: of two lengths), left as text to it."""
     from lifecycle.data.sources import number_pattern
 
     for mark in _OTHER_THOUSANDS:
@@ -177,9 +177,9 @@ def _grouped_otherwise(v: pd.Series) -> tuple[str, str | None] | None:
             if not v.str.fullmatch(number_pattern(mark, decimal)).all():
                 continue
             fraction = v.str.contains(re.escape(decimal) + r'\d', regex=True).any()
-            spaced = v.str.replace(mark, ' ', regex=False)  # (as the detector reads groups: `612'345'678` too)
-            if not fraction and (v.str.count(r'\d').nunique() == 1 or looks_personal(spaced) is not None):
-                return None
+            phones = mark.isspace() and looks_personal(v.str.replace(mark, ' ', regex=False)) is not None
+            if not fraction and (v.str.count(r'\d').nunique() == 1 or phones):  # (no phone is written `612'345'678`:
+                return None  # whole amounts of millions so grouped are amounts; with spaces, the detector's to judge)
             return mark, (decimal if fraction else None)
     return None
 
