@@ -273,6 +273,21 @@ def test_a_damaged_stage_cache_record_is_a_miss_and_the_stages_result_replaces_i
     assert cache_get(s, STAGES[0], 'k')['outputs'] == {'rows': 4}
 
 
+@pytest.mark.parametrize(
+    'damage', [b'{"cells": [', b'\xff\xfe{}', b'[1, 2]', b'{"cells": [{"source": "x"}]}', b'{"cells": 7}']
+)
+def test_a_damaged_stage_notebook_is_refused_naming_it_before_any_stage_runs(workspace, damage):
+    """A stage notebook cut short or edited into something else (a merge left half of it, an editor saved it as
+    other text) made `lifecycle run` end in an internal error and a JSONDecodeError traceback after two stages ran,
+    the run recorded as stopped (review GZ). It is refused as a missing one is: named, exit 2, no stage run."""
+    (workspace / 'nbs/stages/03_train.ipynb').write_bytes(damage)
+    r, out = cli_json(workspace, 'run', '--no-site')
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and 'internal error' not in out['error'], (r, out)
+    assert 'nbs/stages/03_train.ipynb' in out['error'] and 'no stage ran' in out['error'], out
+    runs = workspace / 'reports' / 'runs'
+    assert not runs.is_dir() or not any(runs.iterdir())  # (refused before a run began: none recorded)
+
+
 def test_a_database_source_is_read_again_at_every_run_and_a_file_only_when_it_changes(workspace):
     """A SQL source's cache key was its URL and query: rows rewritten in the table left every stage reused, its old
     snapshot shown as current (review L). Its ingest stage now runs every time; a file's is reused while its hash is."""

@@ -139,7 +139,7 @@ def run(
     "Run every lifecycle stage notebook in order (reusing unchanged stages), then render the report site."
     from rich.console import Console
     from lifecycle.core.params import ParamsError
-    from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
+    from lifecycle.app.pipeline import run_pipeline, StageFailed, StageNotebookUnreadable, STAGES
     from lifecycle.core.locks import LockBusy, describe
 
     s = Workspace.open(params_dir=params, remembered=False)  # a run reads params/ unless --params says otherwise
@@ -186,7 +186,7 @@ def run(
             ) from None
         except ParamsError as e:
             raise CommandError(f"params refused, no stage ran:\n{e}", EXIT_INPUT) from None
-        except FileNotFoundError as e:
+        except (FileNotFoundError, StageNotebookUnreadable) as e:
             raise CommandError(str(e), EXIT_INPUT) from None
         except StageFailed as e:
             failure = e

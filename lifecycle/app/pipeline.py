@@ -22,7 +22,8 @@ from ..core.names import shown_path
 from .kernel import StageKernel
 
 # %% auto #0
-__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline', 'run_report']
+__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'StageNotebookUnreadable',
+           'run_pipeline', 'run_report']
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #39c28114
 @dataclass(frozen=True)
@@ -197,6 +198,44 @@ class StageResult:
     executed: Path | None = None  # the notebook this run executed (None for a cached stage)
 
 
+class StageNotebookUnreadable(Exception):
+    "A stage notebook that cannot be read as one (damaged JSON, not a notebook): refused before any stage runs."
+
+
+def _notebook_problem(path: Path) -> str | None:
+    """Why stage notebook `path` cannot be read as the notebook its cache key and papermill read (JSON of an object
+    whose `cells` each have a `cell_type` and a `source`), in words that quote none of it; None when it can."""
+    try:
+        notebook_code_hash(path)
+    except OSError as e:
+        return f"cannot be read ({e.strerror or type(e).__name__})"
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except json.JSONDecodeError as e:  # (cut short, or a merge's conflict markers)
+        return f"is not valid JSON ({e.msg}: line {e.lineno}, column {e.colno})"
+    except (KeyError, TypeError, AttributeError):
+        return "is not a notebook (expected an object whose 'cells' each have a 'cell_type' and a 'source')"
+    return None
+
+
+def _stage_notebooks_or_refuse(stages_dir: Path) -> None:
+    """Refuse, before the run begins, stage notebooks that are missing (`FileNotFoundError`) or cannot be read as
+    notebooks (`StageNotebookUnreadable`, each named: one damaged ended the run in a traceback after the stages before
+    it ran)."""
+    missing = [st.notebook for st in STAGES if not (stages_dir / st.notebook).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{stages_dir}: stage notebook(s) missing: {missing}")
+    damaged = [
+        f"{shown_path(stages_dir / st.notebook)}: stage notebook {why}"
+        for st in STAGES
+        if (why := _notebook_problem(stages_dir / st.notebook))
+    ]
+    if damaged:
+        raise StageNotebookUnreadable(
+            '\n'.join(damaged) + '\nrestore it from version control or a backup; no stage ran'
+        )
+
+
 def _execute(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
     "Execute one notebook in a kernel of its own."
     with StageKernel(cwd, fresh=True) as k:
@@ -218,9 +257,7 @@ def run_pipeline(
     """Validate all params of the workspace, then, holding the `pipeline` lock, run (or reuse) each stage in order;
     raise `StageFailed` at the first failure."""
     params = {k: v.model_dump(mode='json') for k, v in ws.params.items()}
-    missing = [st.notebook for st in STAGES if not (ws.stages_dir / st.notebook).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{ws.stages_dir}: stage notebook(s) missing: {missing}")
+    _stage_notebooks_or_refuse(ws.stages_dir)
     with hold(ws.state_dir, 'pipeline', wait=wait, on_wait=on_wait):  # a second run waits (or, without wait, refuses)
         return _run_stages(ws, params, force, on_event)
 

@@ -32,7 +32,7 @@ def notebook_code_hash(path: str | Path) -> str:
     "sha256 of a notebook's code cells only: outputs and metadata don't change what it does."
     import json
 
-    nb = json.loads(Path(path).read_text())
+    nb = json.loads(Path(path).read_text(encoding='utf-8'))  # (nbformat's encoding, whatever the locale)
     code = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
     return hashlib.sha256('\0'.join(code).encode()).hexdigest()
 
