@@ -616,6 +616,38 @@ def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspa
     }
 
 
+def test_a_run_stopped_with_ctrl_c_shows_as_interrupted_as_one_killed_outright_does(workspace, env):
+    """Ctrl-C during a stage records the run failed, interrupted (`pipeline._stopped`); `lifecycle status` showed it
+    `failed {'train': 'failed'}`, as a stage that failed, where a run killed outright shows `interrupted` (review GZ).
+    A stage that failed still shows failed."""
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    stopped = RunManifest.create(ws.runs_dir, 'r1-ctrl-c', mode='pipeline')
+    stopped.update_stage('ingest', status='cached')
+    stopped.update_stage('train', status='failed', error='interrupted')
+    stopped.data.update(status='failed', error='interrupted')
+    stopped.save()
+    failed = RunManifest.create(ws.runs_dir, 'r0-failed', mode='pipeline')
+    failed.update_stage('train', status='failed', error='ValueError: no')
+    failed.data.update(status='failed')
+    failed.save()
+    r = invoke(['status', '--json'], env)
+    assert r.exit_code == 0, r.output
+    assert {x['run_id']: (x['status'], x['stages']) for x in json.loads(r.stdout)['runs']} == {
+        'r1-ctrl-c': ('interrupted', {'ingest': 'cached', 'train': 'interrupted'}),
+        'r0-failed': ('failed', {'train': 'failed'}),
+    }
+    r = invoke(['status'], env)
+    assert "run        r1-ctrl-c interrupted {'ingest': 'cached', 'train': 'interrupted'}" in r.stdout, r.stdout
+    from lifecycle.app.site import _runs  # (the evidence site's run pages say it as status does)
+
+    shown = {x['run_id']: (x['status'], {k: v['status'] for k, v in x['stages'].items()}) for x in _runs(ws)}
+    assert shown == {'r1-ctrl-c': ('interrupted', {'ingest': 'cached', 'train': 'interrupted'}),
+                     'r0-failed': ('failed', {'train': 'failed'})}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     'args, words',
     [

@@ -162,6 +162,7 @@ def lineage_svg(nodes: list) -> str:
 # %% ../../nbs/api/app/01_site.ipynb #bae41bfc
 def _runs(s: Settings) -> list[dict]:
     from lifecycle.core.manifest import SHOWN_METRICS  # (the task's own, as `lifecycle run` shows them)
+    from .status import dead_runs, said_status  # (stopped with Ctrl-C or killed: 'interrupted', as `status` says)
 
     keep = ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version', *SHOWN_METRICS)
     keep += ('validation_passed',)
@@ -172,7 +173,7 @@ def _runs(s: Settings) -> list[dict]:
             origin = st.get('cached_from') or m.run_id
             nb = Path(st.get('notebook') or '').name
             stages[name] = dict(
-                status=st.get('status', '?'),
+                status=said_status(st) or '?',
                 duration=st.get('duration'),
                 origin=origin,
                 notebook=nb if nb and (s.runs_dir / origin / nb).is_file() else None,
@@ -181,7 +182,7 @@ def _runs(s: Settings) -> list[dict]:
         out.append(
             dict(
                 run_id=m.run_id,
-                status=m.data.get('status'),
+                status=said_status(m.data),
                 started=m.data.get('started'),
                 finished=m.data.get('finished'),
                 mode=m.data.get('mode'),
@@ -189,8 +190,6 @@ def _runs(s: Settings) -> list[dict]:
                 stages=stages,
             )
         )
-    from .status import dead_runs
-
     dead = dead_runs(s, out)
     for r in [r for r in out if r['run_id'] in dead]:  # (killed outright: as `lifecycle status` says it)
         r['status'] = 'interrupted'

@@ -11,7 +11,7 @@ from ..core.workspace import Workspace
 from ..core.manifest import list_runs
 
 # %% auto #0
-__all__ = ['workspace_status', 'dead_runs', 'set_aside_rows']
+__all__ = ['workspace_status', 'said_status', 'dead_runs', 'set_aside_rows']
 
 # %% ../../nbs/api/app/02_status.ipynb #1e15aae3
 def workspace_status(ws: Workspace, last: int = 5) -> dict:
@@ -31,10 +31,10 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
     runs = [
         dict(
             run_id=m.run_id,
-            status=m.data.get('status'),
+            status=said_status(m.data),
             started=m.data.get('started'),
             mode=m.data.get('mode'),
-            stages={k: v.get('status') for k, v in m.data['stages'].items()},
+            stages={k: said_status(v) for k, v in m.data['stages'].items()},
         )
         for m in list_runs(ws.runs_dir)[:last]
     ]
@@ -51,6 +51,15 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         runs=runs,
         prediction_log_set_aside=set_aside_rows(ws),  # (rows its database refused: none, or where and how many)
     )
+
+
+def said_status(recorded: dict) -> str | None:
+    """The status a run's or a stage's record (a manifest, or one of its stages) is shown with: 'interrupted' for one
+    recorded failed because it was interrupted (Ctrl-C: `pipeline._stopped`), as a run killed outright is shown
+    (`dead_runs`), not 'failed' as a stage that failed; else as recorded."""
+    if recorded.get('status') == 'failed' and recorded.get('error') == 'interrupted':
+        return 'interrupted'
+    return recorded.get('status')
 
 
 def dead_runs(s, runs: list[dict]) -> set[str]:
