@@ -25,6 +25,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/app/commands.py'),
                                         'lifecycle.app.commands._inputs_or_refuse': ( 'api/app/commands.html#_inputs_or_refuse',
                                                                                       'lifecycle/app/commands.py'),
+                                        'lifecycle.app.commands._interrupted_text': ( 'api/app/commands.html#_interrupted_text',
+                                                                                      'lifecycle/app/commands.py'),
                                         'lifecycle.app.commands._layer_params_or_refuse': ( 'api/app/commands.html#_layer_params_or_refuse',
                                                                                             'lifecycle/app/commands.py'),
                                         'lifecycle.app.commands.run': ('api/app/commands.html#run', 'lifecycle/app/commands.py'),

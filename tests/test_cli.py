@@ -775,6 +775,34 @@ def test_run_under_json_leaves_stderr_to_what_writes_there_even_at_a_terminal(wo
     assert json.loads(r.stdout, **STRICT)['error'].startswith('another run is in progress')
 
 
+@pytest.mark.parametrize('waited', [True, False], ids=['waiting-for-the-lock', 'before-a-stage'])
+def test_ctrl_c_before_any_stage_ran_says_so_not_that_the_run_stopped_where_it_was(workspace, env, monkeypatch, waited):
+    """Ctrl-C while `lifecycle run` waited for the run in progress said 'the run stopped where it was; no later stage
+    ran', of a run that never began (nothing recorded, no stage of it ran) (review GZ). It says no stage ran, and
+    that it was waiting; one interrupted during a stage says what it said."""
+    from lifecycle.app import pipeline
+
+    def interrupted(ws, force=False, on_event=None, wait=True, on_wait=None):
+        if waited:
+            on_wait({'pid': 1, 'command': 'lifecycle run', 'since': '2026-01-01T00:00:00+00:00'})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, 'run_pipeline', interrupted)
+    r = invoke(['run', '--no-site', '--json'], env)
+    said = json.loads(r.stdout, **STRICT)['error']
+    assert r.exit_code == 130 and said.startswith('interrupted: no stage ran') and 'stopped where it was' not in said
+    assert ('waiting for the run in progress' in said) == waited, said
+
+    def interrupted_in_a_stage(ws, force=False, on_event=None, wait=True, on_wait=None):
+        on_event('start', pipeline.STAGES[0], None)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, 'run_pipeline', interrupted_in_a_stage)
+    r = invoke(['run', '--no-site', '--json'], env)
+    assert r.exit_code == 130 and json.loads(r.stdout, **STRICT)['error'] == (
+        'interrupted: the run stopped where it was; no later stage ran')
+
+
 @pytest.mark.parametrize('as_json', [False, True], ids=['terminal', 'json'])
 def test_a_report_says_it_runs_on_stderr_unless_its_command_was_asked_for_json(workspace, env, monkeypatch, as_json):
     """Review CL: whether a report's status shows was read from the process's arguments, so a command called in

@@ -122,6 +122,13 @@ def _inputs_or_refuse(s: Workspace) -> None:
             raise CommandError(f"{ingest}: {e}; no stage ran", EXIT_INPUT) from None
 
 
+def _interrupted_text(began: list, waited: list) -> str:
+    "What `lifecycle run` says when Ctrl-C stopped it: after a stage began, or before any did (waiting, or not)."
+    if began:
+        return 'interrupted: the run stopped where it was; no later stage ran'
+    return 'interrupted: no stage ran' + (' (it was waiting for the run in progress)' if waited else '')
+
+
 @command()
 def run(
     params: Optional[Path] = typer.Option(
@@ -146,8 +153,10 @@ def run(
     console = Console(stderr=True, quiet=as_json)
     status = status_line('starting', quiet=as_json)  # (none under --json: a quiet one would swallow stderr)
     prerender = []  # the site's notebook pages, converted while the next stages run (MkDocs only)
+    began, waited = [], []  # a stage has begun; the run waited for the one in progress (what Ctrl-C then says)
 
     def on_event(kind, st, res):
+        began.append(st.name)
         i = STAGES.index(st) + 1
         if kind == 'start':
             status.update(f"[{i}/{len(STAGES)}] {st.name} ...")
@@ -171,6 +180,7 @@ def run(
     with status:
 
         def on_wait(holder):
+            waited.append(holder)
             console.print(f"waiting for the run in progress in this workspace: {describe(holder)}", markup=False)
             status.update('waiting for the run in progress')
 
@@ -194,7 +204,7 @@ def run(
             if prerender:
                 prerender[0].cancel()
             if isinstance(e, KeyboardInterrupt):  # (the run's record says it failed, interrupted: `lifecycle status`)
-                raise CommandError('interrupted: the run stopped where it was; no later stage ran', 130) from None
+                raise CommandError(_interrupted_text(began, waited), 130) from None
             raise
     index = None
     if site:
