@@ -134,6 +134,44 @@ def test_a_changed_validation_reregisters_so_the_version_names_the_validation_of
     assert ws.client.get_model_version('arrests-release', version).tags['validation_id'] == vid
 
 
+@pytest.mark.slow  # runs in a copy of the trained workspace
+def test_a_version_or_training_run_deleted_from_the_tracking_store_is_made_again_not_reused_from_the_cache(trained):
+    """A model version deleted from the registry (MLflow's UI, its client) left the register stage reused: the run said
+    it registered that version, which was gone; so for a training run deleted, or a tracking database moved away
+    (review GZ). What train and register made in the tracking store is looked for there: not found, they run again. A
+    tracking server named in settings.ini is part of the train stage's key: one recorded on another is not reused."""
+    import dataclasses
+    from lifecycle.core.settings import load_settings
+    from lifecycle.core.workspace import Workspace
+
+    client = Workspace.open(trained).client
+    client.delete_model_version('arrests-release', '1')
+    r, out = cli_json(trained, 'run', '--no-site')
+    assert r.returncode == 0, r.stderr
+    assert [s['status'] for s in out['stages']] == ['cached'] * 4 + ['ok'] * 2
+    assert out['stages'][4]['outputs']['model_version'] == '2'
+    r, st = cli_json(trained, 'status')
+    assert [(m['name'], m['versions']) for m in st['models']] == [('arrests-release', [2])], st['models']
+    client.delete_run(out['stages'][2]['outputs']['mlflow_run_id'])
+    r, out = cli_json(trained, 'run', '--no-site')
+    assert r.returncode == 0, r.stderr
+    assert [s['status'] for s in out['stages']] == ['cached'] * 2 + ['ok'] * 4
+    r, again = cli_json(trained, 'run', '--no-site')  # (there: reused)
+    assert [s['status'] for s in again['stages']] == ['cached'] * 6, again
+    from lifecycle.app.pipeline import _tracking_server
+
+    s = load_settings(trained)
+    assert _tracking_server(s, {}, {}) == {}  # (the workspace's own SQLite file: a moved workspace keeps its cache)
+    server = dataclasses.replace(s, tracking_uri='http://mlflow.example:5000')
+    assert _tracking_server(server, {}, {}) == {'tracking_server': 'http://mlflow.example:5000'}
+    (trained / '.lifecycle/mlflow.db').rename(trained / 'mlflow-before.db')  # (moved away: nothing there to reuse)
+    from lifecycle.app.pipeline import STAGES, cache_get
+
+    records = {p.name.split('-', 1)[0]: p.stem.split('-', 1)[1] for p in s.cache_dir.glob('*.json')}
+    assert cache_get(s, STAGES[1], records['features']) is not None
+    assert cache_get(s, STAGES[2], records['train']) is None and cache_get(s, STAGES[4], records['register']) is None
+
+
 def test_force_reruns_everything(trained):
     r, out = cli_json(trained, 'run', '--force', '--no-site')
     assert r.returncode == 0 and [s['status'] for s in out['stages']] == ['ok'] * 6

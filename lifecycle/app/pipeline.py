@@ -37,6 +37,8 @@ class Stage:
     shown: tuple[str, ...] = ()
     external: Callable[[Settings, dict, dict], dict | None] | None = None  # what it reads outside its inputs (None:
     # something never the same twice, so the stage is never reused)
+    still_there: Callable[[Settings, dict], bool] | None = None  # whether what a recorded result made outside the
+    # run's folder (an MLflow run, a model version) is still there to reuse
 
 
 def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
@@ -83,11 +85,58 @@ def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
     return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
 
 
+def _tracking_server(s: Settings, params: dict, inputs: dict) -> dict:
+    """The tracking server the train stage records its MLflow run on, when settings.ini names one: a result recorded on
+    another server (`tracking_uri` changed) is not reused. None for a SQLite file (the workspace's own: a workspace
+    moved keeps its cache), whose runs and versions `_in_tracking_db` looks for instead."""
+    return {} if s.tracking_db is not None else {'tracking_server': s.tracking_uri}
+
+
+def _in_tracking_db(s: Settings, sql: str, args: tuple) -> bool:
+    """Whether query `sql` finds a row in the SQLite tracking database, read with sqlite3 (a run whose stages are all
+    reused imports no MLflow): not when the database is gone, made afresh or reset (review GZ: every stage was reused,
+    its run and version named, the registry empty). A tracking server is not asked: True (`_tracking_server`)."""
+    import sqlite3
+
+    db = s.tracking_db
+    if db is None:
+        return True
+    if not db.is_file():
+        return False
+    try:
+        con = sqlite3.connect(f'{db.resolve().as_uri()}?mode=ro', uri=True)
+        try:
+            return con.execute(sql, args).fetchone() is not None
+        finally:
+            con.close()
+    except sqlite3.Error:  # (an empty file, no such table: nothing of it to reuse)
+        return False
+
+
+def _run_tracked(s: Settings, outputs: dict) -> bool:
+    "Whether the training run a train stage recorded is in the tracking store, not deleted."
+    sql = "SELECT 1 FROM runs WHERE run_uuid = ? AND lifecycle_stage = 'active'"
+    return _in_tracking_db(s, sql, (str(outputs.get('mlflow_run_id')),))
+
+
+def _version_registered(s: Settings, outputs: dict) -> bool:
+    "Whether the model version a register stage recorded is in the registry, not deleted."
+    sql = "SELECT 1 FROM model_versions WHERE name = ? AND version = ? AND COALESCE(current_stage, '') != ?"
+    version = str(outputs.get('model_version'))
+    return version.isdigit() and _in_tracking_db(s, sql, (outputs.get('model_name'), int(version), 'Deleted_Internal'))
+
+
 STAGES: tuple[Stage, ...] = (
     Stage('ingest', '01_ingest.ipynb', ('ingest', 'register'), (), ('dataset_version', 'rows'), _ingest_source),
     Stage('features', '02_features.ipynb', ('features',), ('dataset_version',), ('feature_set_version',)),
     Stage(
-        'train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'), ('mlflow_run_id',)
+        'train',
+        '03_train.ipynb',
+        ('train', 'features'),
+        ('dataset_version', 'feature_set_version'),
+        ('mlflow_run_id',),
+        _tracking_server,
+        _run_tracked,
     ),
     Stage(
         'validate',
@@ -112,6 +161,7 @@ STAGES: tuple[Stage, ...] = (
             'known_outputs',
         ),
         ('model_name', 'model_version', 'aliases'),
+        still_there=_version_registered,
     ),
     Stage(
         'model_card',
@@ -151,8 +201,9 @@ def _cache_path(s: Settings, stage: Stage, key: str) -> Path:
 
 
 def cache_get(s: Settings, stage: Stage, key: str) -> dict | None:
-    """The recorded result for this key, if its executed notebook is still there. A damaged record (a file cut short
-    or edited) is no result: the stage runs again and its result replaces it."""
+    """The recorded result for this key, if its executed notebook is still there, and what it made in the tracking
+    store too (`Stage.still_there`). A damaged record (a file cut short or edited) is no result: the stage runs again
+    and its result replaces it."""
     p = _cache_path(s, stage, key)
     if not p.is_file():
         return None
@@ -166,7 +217,9 @@ def cache_get(s: Settings, stage: Stage, key: str) -> dict | None:
         and isinstance(hit.get('outputs'), dict)
     ):
         return None
-    return hit if (s.runs_dir / hit['run_id'] / hit['notebook']).is_file() else None
+    if not (s.runs_dir / hit['run_id'] / hit['notebook']).is_file():
+        return None
+    return hit if stage.still_there is None or stage.still_there(s, hit['outputs']) else None
 
 
 def cache_put(s: Settings, stage: Stage, key: str, run_id: str, notebook: str, outputs: dict) -> None:
