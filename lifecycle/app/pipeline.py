@@ -104,7 +104,7 @@ def _in_tracking_db(s: Settings, sql: str, args: tuple) -> bool:
     if not db.is_file():
         return False
     try:
-        con = sqlite3.connect(f'{db.resolve().as_uri()}?mode=ro', uri=True)
+        con = sqlite3.connect(db)  # (a file there: read, never made; whatever its journal mode, WAL too)
         try:
             return con.execute(sql, args).fetchone() is not None
         finally:
