@@ -426,6 +426,42 @@ def test_a_score_interrupted_after_its_audit_entry_audits_its_output_discarded(t
     assert [e['action'] for e in said][-2:] == ['score.batch', 'score.discarded'], said
 
 
+@pytest.fixture
+def sigint_raises(request, monkeypatch):
+    """SIGINT handled by Python's own handler (`default`: the one `lifecycle score` runs under, which the batch's
+    critical sections hold back) or by another that raises KeyboardInterrupt (`other`: a host's, never held back)."""
+    import signal
+
+    def other(*_):
+        raise KeyboardInterrupt
+
+    was = signal.signal(signal.SIGINT, signal.default_int_handler if request.param == 'default' else other)
+    yield request.param
+    signal.signal(signal.SIGINT, was)
+
+
+@pytest.mark.parametrize('sigint_raises', ['default'], indirect=True)
+def test_ctrl_c_while_a_chunk_is_scored_wins_over_the_error_scoring_then_raised(toys, tmp_path, sigint_raises):
+    """A SIGINT held back while a chunk is scored was dropped when the scoring raised: the user pressed Ctrl-C and
+    saw the scoring's error (and its exit status). The interrupt is raised, the error kept as its context."""
+    import signal
+    from lifecycle.serve import batch
+
+    class Failing:
+        def predict_proba(self, X):
+            signal.raise_signal(signal.SIGINT)  # (held back: noted, not raised here)
+            raise RuntimeError('the model failed')
+
+    _, _, plog = toys
+    src, dst, log = tmp_path / 'in.csv', tmp_path / 'out.csv', tmp_path / 'audit.log'
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(src, index=False)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        batch.score_file(toy('1', scorer=Failing()), src, dst, log=plog, audit_path=log)
+    assert isinstance(caught.value.__context__, RuntimeError)
+    assert not dst.exists() and not list(tmp_path.glob('.out.csv.*')) and not log.exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
     """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
     columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the

@@ -259,7 +259,8 @@ def _interrupt_held():
     ended `lifecycle score` in a segmentation fault about once in twenty interrupts (review GX; the core's stack:
     onnxruntime taking a NULL item). Meanwhile the handler only notes the signal (a no-op handler let hundreds of
     signals through such runs unharmed); blocking it in the main thread would not do, as any other thread may take it.
-    Elsewhere (another thread; another SIGINT handler, a server's) nothing is changed."""
+    An error raised while it was held gives way to it (kept as its context): the user asked to stop. Elsewhere (another
+    thread; another SIGINT handler, a server's) nothing is changed."""
     import signal
     import threading
 
@@ -274,8 +275,8 @@ def _interrupt_held():
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    if came:
-        raise KeyboardInterrupt
+        if came:  # (in `finally`: over an error the body raised too, which stays its `__context__`)
+            raise KeyboardInterrupt
 
 
 def score_file(
