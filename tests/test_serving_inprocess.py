@@ -440,6 +440,51 @@ def sigint_raises(request, monkeypatch):
     signal.signal(signal.SIGINT, was)
 
 
+@pytest.mark.parametrize(
+    'sigint_raises, at, kept',
+    [('default', 'audit', True), ('default', 'rename', True), ('other', 'audit', False), ('other', 'rename', True)],
+    indirect=['sigint_raises'],
+)
+def test_a_score_interrupted_while_it_commits_audits_what_is_on_disk(toys, tmp_path, monkeypatch, sigint_raises, at,
+                                                                     kept):  # fmt: skip
+    """Ctrl-C (a real SIGINT, sent from the patched step) inside the audit append after it wrote the `score.batch`
+    entry discarded the output with no `score.discarded` entry, and one just after the output's rename audited as
+    discarded an output that was there. Under Python's handler the commit completes and the interrupt is raised after
+    it; under a host's, the output's real state decides. Either way the audit log's last word on the batch is what
+    is on disk, and the interrupt goes on."""
+    import pathlib
+    import signal
+    from lifecycle.serve import batch
+
+    _, live, plog = toys
+    src, dst, log = tmp_path / 'in.csv', tmp_path / 'out.csv', tmp_path / 'audit.log'
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(src, index=False)
+    dst.write_text('the old scores\n')
+    appended, replaced = audit.append, pathlib.Path.replace
+
+    def append(path, action, *a, **k):
+        entry = appended(path, action, *a, **k)
+        if action == 'score.batch' and at == 'audit':
+            signal.raise_signal(signal.SIGINT)  # (after the entry was written)
+        return entry
+
+    def replace(self, target):
+        moved = replaced(self, target)
+        if at == 'rename':
+            signal.raise_signal(signal.SIGINT)  # (after the output took its name)
+        return moved
+
+    monkeypatch.setattr(batch.audit, 'append', append)
+    monkeypatch.setattr(pathlib.Path, 'replace', replace)
+    with pytest.raises(KeyboardInterrupt):
+        batch.score_file(live.models['1'], src, dst, log=plog, audit_path=log)
+    assert not list(tmp_path.glob('.out.csv.*'))
+    said = [(e['action'], e['details']['batch_id']) for e in audit.read(log)]
+    assert [a for a, _ in said] == (['score.batch'] if kept else ['score.batch', 'score.discarded']), said
+    assert len({b for _, b in said}) == 1
+    assert (dst.read_text() != 'the old scores\n') is kept
+
+
 @pytest.mark.parametrize('sigint_raises', ['default'], indirect=True)
 def test_ctrl_c_while_a_chunk_is_scored_wins_over_the_error_scoring_then_raised(toys, tmp_path, sigint_raises):
     """A SIGINT held back while a chunk is scored was dropped when the scoring raised: the user pressed Ctrl-C and

@@ -259,8 +259,9 @@ def _interrupt_held():
     ended `lifecycle score` in a segmentation fault about once in twenty interrupts (review GX; the core's stack:
     onnxruntime taking a NULL item). Meanwhile the handler only notes the signal (a no-op handler let hundreds of
     signals through such runs unharmed); blocking it in the main thread would not do, as any other thread may take it.
-    An error raised while it was held gives way to it (kept as its context): the user asked to stop. Elsewhere (another
-    thread; another SIGINT handler, a server's) nothing is changed."""
+    Also held while a scored output is committed (recorded, then renamed), so that it is raised only once the record
+    says what is on disk. An error raised while it was held gives way to it (kept as its context): the user asked to
+    stop. Elsewhere (another thread; another SIGINT handler, a server's) nothing is changed."""
     import signal
     import threading
 
@@ -372,26 +373,40 @@ def score_file(
             _discard(tmp)
             raise
         summary = None
-        try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
-            summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
-            os.fchmod(claim, _output_mode(src, dst, keep_columns))  # (written for its owner alone until now)
-            tmp.replace(dst)
-        except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
-            _discard(tmp)
-            _audit_discarded(m, summary, e, audit_path, actor)
-            raise _named(e, tmp, dst) from None
-        except BaseException as e:  # (Ctrl-C after the audit entry: audited as discarded too; the interrupt goes on)
-            _discard(tmp)
-            with contextlib.suppress(Exception):
+        with _interrupt_held():  # (Ctrl-C while it commits: raised once the records say whether the output was kept)
+            # logged and audited before the output takes its name: a score killed between them leaves none unaudited
+            try:
+                summary = _summary(m, src, dst, batch_id, rows, positives, threshold, t0)
+                _record(summary, m, log, audit_path, actor)
+                os.fchmod(claim, _output_mode(src, dst, keep_columns))  # (written for its owner alone until now)
+                tmp.replace(dst)
+            except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
+                _discard(tmp)
                 _audit_discarded(m, summary, e, audit_path, actor)
-            raise
+                raise _named(e, tmp, dst) from None
+            except BaseException as e:  # (an interrupt not held back, a host's: what is on disk decides the entry)
+                if not _placed(claim, dst):  # (not renamed: audited as discarded; the interrupt goes on)
+                    _discard(tmp)
+                    with contextlib.suppress(Exception):
+                        _audit_discarded(m, summary, e, audit_path, actor)
+                raise
         return summary
     finally:
         os.close(claim)
 
 
+def _placed(fd: int, dst: Path) -> bool:
+    "The output written through `fd` has taken its name `dst` (is the file `dst` names)."
+    try:
+        here, there = os.fstat(fd), os.stat(dst)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 def _audit_discarded(m: ServedModel, summary: dict | None, e: BaseException, audit_path, actor) -> None:
-    "Audit a batch audited as scored (`summary`) whose output was then discarded, and why (`e`'s kind, no message)."
+    """Audit a batch that was, or may have been, recorded as scored (`summary`) whose output was then discarded, and why
+    (`e`'s kind, no message)."""
     if audit_path is not None and summary is not None:
         audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
                      batch_id=summary['batch_id'], output=summary['output'])  # fmt: skip
@@ -591,12 +606,12 @@ def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
     return type(e)(e.errno, why, _shown(dst if ours else e.filename))
 
 
-def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:
-    """A scored batch's summary, its prediction-log row and its audit entry (no value of the file's, and its files
-    named as `sources.shown_source` shows them: a name holding an e-mail address or a phone number withheld)."""
+def _summary(m, src, dst, batch_id, rows, positives, threshold, t0) -> dict:
+    """A scored batch's summary (no value of the file's, and its files named as `sources.shown_source` shows them: a
+    name holding an e-mail address or a phone number withheld)."""
     from lifecycle.data.sources import shown_source
 
-    summary = dict(
+    return dict(
         batch_id=batch_id,
         input=shown_source(str(src)),
         input_sha256=file_sha256(src),
@@ -609,6 +624,11 @@ def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_pa
         positive_rate=positives / rows if m.task == 'classification' else None,
         seconds=round(time.perf_counter() - t0, 3),
     )
+
+
+def _record(summary: dict, m, log, audit_path, actor) -> None:
+    "A scored batch's prediction-log row and audit entry, from its `summary`."
+    rows, threshold, batch_id = summary['rows'], summary['threshold'], summary['batch_id']
     if log is not None:
         log.log(
             request_id=batch_id,
@@ -634,4 +654,3 @@ def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_pa
             actor=actor,
             **{k: summary[k] for k in ('batch_id', 'input', 'input_sha256', 'output', 'rows')},
         )
-    return summary
