@@ -987,3 +987,46 @@ def test_a_temporary_file_of_a_container_of_the_same_host_name_is_not_taken_for_
     for n in (mine, theirs):
         (tmp_path / n).write_text('x')
     assert [p.name for p in sweep_temps(tmp_path)] == [mine] and (tmp_path / theirs).exists()
+
+
+_KILLED_MID_COPY = """
+import os, signal, sqlite3, sys
+from pathlib import Path
+from lifecycle.core import tracking
+
+connect = sqlite3.connect
+
+class Killed(sqlite3.Connection):
+    def backup(self, target, **k):  # (one page copied, then killed: SIGKILL, as a power cut)
+        super().backup(target, pages=1, progress=lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+
+sqlite3.connect = lambda *a, **k: connect(*a, factory=Killed, **k)
+tracking._sqlite_copy(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_a_sqlite_copy_killed_midway_leaves_neither_its_temporary_file_nor_its_journal_past_the_sweep(tmp_path):
+    """`tracking._sqlite_copy` writes a database through a temporary name; killed while it copies, it left the
+    temporary file and SQLite's journal beside it (`.tmp-journal`; `-wal` and `-shm` for a database in WAL mode), and
+    the sweep removed the temporary file alone: the journal stayed for good. A dead writer's side files go with it; a
+    live writer's stay."""
+    import sqlite3
+    from lifecycle.core.store import _host, sweep_temps
+
+    template, folder = tmp_path / 'template.db', tmp_path / 'mlruns'
+    folder.mkdir()
+    with sqlite3.connect(template) as con:  # (pages enough that the copy is killed halfway)
+        con.execute('CREATE TABLE t (x)')
+        con.executemany('INSERT INTO t VALUES (?)', [('x' * 500,)] * 100)
+    con.close()
+    killed = subprocess.run([sys.executable, '-c', _KILLED_MID_COPY, str(template), str(folder / 'mlflow.db')])
+    assert killed.returncode == -9
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) == 2 and left[1] == left[0] + '-journal', left  # (what a kill mid-copy leaves)
+    dead = re.fullmatch(r'\.mlflow\.db\.(\d+)@.*', left[0])[1]
+    wal = [f'.x.db.{dead}@{_host()}.abcd1234.tmp{side}' for side in ('', '-wal', '-shm')]  # (a WAL database's)
+    live = [f'.y.db.{os.getpid()}@{_host()}.efgh5678.tmp{side}' for side in ('', '-journal', '-wal', '-shm')]
+    for n in wal + live + ['.z.db-journal', '.notes.tmp-journal']:  # (the last two: no temporary file's)
+        (folder / n).write_text('x')
+    assert sorted(p.name for p in sweep_temps(folder)) == sorted(left + wal)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(live + ['.z.db-journal', '.notes.tmp-journal'])

@@ -72,6 +72,8 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 _TEMP = re.compile(r'\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[\w.]+)\.[a-z0-9_]{8}\.tmp')  # (`_temp_beside`'s)
 _UNNAMED_TEMP = re.compile(r'\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp')  # (its name before it named its writer)
+_SQLITE_SIDES = ('-journal', '-wal', '-shm')  # (the files SQLite keeps beside a database: one written as a temporary)
+_TEMP_ENDS = ('.tmp', *(f'.tmp{side}' for side in _SQLITE_SIDES))
 _SWEPT: set[str] = set()  # the folders this process swept
 
 
@@ -85,17 +87,19 @@ def _sweep_once(folder: Path) -> None:
 
 def sweep_temps(folder: str | Path, max_age: float = 600) -> list[Path]:
     """Remove the temporary files of writes into `folder` (`atomic_write`, `create_once`) killed before their rename,
-    which stayed there for good: a dead process's on this host; one of another host, or named before temporary files
-    named their writer (then only beside its target), once older than `max_age` seconds (as `Store.clean_temp`). A
-    live writer's stays. What was removed."""
+    which stayed there for good, with the journal files SQLite keeps beside one written as a database
+    (`tracking._sqlite_copy`: `-journal`, `-wal`, `-shm`): a dead process's on this host; one of another host, or named
+    before temporary files named their writer (then only beside its target), once older than `max_age` seconds (as
+    `Store.clean_temp`). A live writer's stays. What was removed."""
     try:
-        names = [e.name for e in os.scandir(folder) if e.name.startswith('.') and e.name.endswith('.tmp')]
+        names = [e.name for e in os.scandir(folder) if e.name.startswith('.') and e.name.endswith(_TEMP_ENDS)]
     except OSError:  # (no folder yet, or one that cannot be listed: the write says what is wrong)
         return []
     gone = []
     for name in names:
-        p, m = Path(folder) / name, _TEMP.fullmatch(name)
-        if m is None and not ((old := _UNNAMED_TEMP.fullmatch(name)) and (p.parent / old['name']).exists()):
+        temp = next((name[: -len(side)] for side in _SQLITE_SIDES if name.endswith(side)), name)  # (whose side file)
+        p, m = Path(folder) / name, _TEMP.fullmatch(temp)
+        if m is None and not ((old := _UNNAMED_TEMP.fullmatch(temp)) and (p.parent / old['name']).exists()):
             continue  # (not a temporary file of ours)
         if _left_by_dead_writer(p, int(m['pid']) if m else None, m['host'] if m else None, max_age):
             try:
