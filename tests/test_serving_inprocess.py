@@ -486,6 +486,30 @@ def test_a_score_interrupted_while_it_commits_audits_what_is_on_disk(toys, tmp_p
 
 
 @pytest.mark.parametrize('sigint_raises', ['default'], indirect=True)
+def test_ctrl_c_while_the_input_is_hashed_stops_the_score_before_anything_is_recorded(toys, tmp_path, monkeypatch,
+                                                                                      sigint_raises):  # fmt: skip
+    """The input's sha256 (seconds of reading for a big file) is taken before the commit holds Ctrl-C back: an
+    interrupt then stops the score at once, nothing recorded, logged or written."""
+    import signal
+    from lifecycle.serve import batch
+
+    _, live, plog = toys
+    src, dst, log = tmp_path / 'in.csv', tmp_path / 'out.csv', tmp_path / 'audit.log'
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(src, index=False)
+    hashed = batch.file_sha256
+
+    def sha256(path):
+        signal.raise_signal(signal.SIGINT)
+        return hashed(path)
+
+    monkeypatch.setattr(batch, 'file_sha256', sha256)
+    with pytest.raises(KeyboardInterrupt):
+        batch.score_file(live.models['1'], src, dst, log=plog, audit_path=log)
+    assert not log.exists() and not dst.exists() and not list(tmp_path.glob('.out.csv.*'))
+    assert plog.flush() and read_log(plog, batches=True).empty
+
+
+@pytest.mark.parametrize('sigint_raises', ['default'], indirect=True)
 def test_ctrl_c_while_a_chunk_is_scored_wins_over_the_error_scoring_then_raised(toys, tmp_path, sigint_raises):
     """A SIGINT held back while a chunk is scored was dropped when the scoring raised: the user pressed Ctrl-C and
     saw the scoring's error (and its exit status). The interrupt is raised, the error kept as its context."""

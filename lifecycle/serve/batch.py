@@ -351,6 +351,7 @@ def score_file(
                 writer.close()
             if rows == 0:
                 raise InputError(f"{_shown(src)}: no rows to score")
+            summary = _summary(m, src, dst, batch_id, rows, positives, threshold, t0)  # (the input hashed: not held)
         except OSError as e:  # a file that could not be read or written (a full disk): exit 1, as for every command
             if writer:
                 writer.close()
@@ -372,11 +373,9 @@ def score_file(
                 writer.close()
             _discard(tmp)
             raise
-        summary = None
         with _interrupt_held():  # (Ctrl-C while it commits: raised once the records say whether the output was kept)
             # logged and audited before the output takes its name: a score killed between them leaves none unaudited
             try:
-                summary = _summary(m, src, dst, batch_id, rows, positives, threshold, t0)
                 _record(summary, m, log, audit_path, actor)
                 os.fchmod(claim, _output_mode(src, dst, keep_columns))  # (written for its owner alone until now)
                 tmp.replace(dst)
@@ -404,10 +403,10 @@ def _placed(fd: int, dst: Path) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _audit_discarded(m: ServedModel, summary: dict | None, e: BaseException, audit_path, actor) -> None:
+def _audit_discarded(m: ServedModel, summary: dict, e: BaseException, audit_path, actor) -> None:
     """Audit a batch that was, or may have been, recorded as scored (`summary`) whose output was then discarded, and why
     (`e`'s kind, no message)."""
-    if audit_path is not None and summary is not None:
+    if audit_path is not None:
         audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
                      batch_id=summary['batch_id'], output=summary['output'])  # fmt: skip
 
