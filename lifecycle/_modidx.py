@@ -4113,6 +4113,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.models._bad_rows': ( 'api/serve/models.html#_bad_rows',
                                                                               'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._banded': ('api/serve/models.html#_banded', 'lifecycle/serve/models.py'),
+                                        'lifecycle.serve.models._blank': ('api/serve/models.html#_blank', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._booleans': ( 'api/serve/models.html#_booleans',
                                                                               'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._columns_match': ( 'api/serve/models.html#_columns_match',

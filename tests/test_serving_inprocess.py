@@ -139,6 +139,49 @@ def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_th
 
 
 
+def test_a_blank_in_a_text_input_is_said_as_a_blank_on_every_path(toys, tmp_path):
+    """A blank in a text input (an empty field of a scored CSV file, which pandas reads as NaN; NaN or `pd.NA` in
+    records given in process) was refused as "found float", the type of the NaN standing for it: said as a blank now
+    (`nothing`, as a CSV body's empty field and a number column's blank are; JSON's `null` as `null`), on the routes'
+    JSON, `/predict`'s records, a CSV body and a scored file."""
+    from pathlib import Path
+    from lifecycle.serve.batch import _typed_frame
+    from lifecycle.serve.models import CsvBody
+
+    flags, live, plog = toys
+    est = make_pipeline_on_text()
+    for v in ('1', '2'):
+        live.models[v] = ServedModel('toy', v, [('employed', 'string'), ('checks', 'number')], 'sklearn',
+                                     'classification', est)  # fmt: skip
+    blank = "column 'employed' row 0: expected a string, found nothing"
+    for body, route, said in (
+        ({'dataframe_records': [{'employed': float('nan'), 'checks': 1}]}, 'invocations', blank),
+        ({'dataframe_split': {'columns': ['employed', 'checks'], 'data': [[pd.NA, 1]]}}, 'invocations', blank),
+        (NamedRecords([{'employed': float('nan'), 'checks': 1}], 'records'), 'predict', blank),
+        (NamedRecords([{'employed': None, 'checks': 1}], 'records'), 'predict', blank.replace('nothing', 'null')),
+        (CsvBody(b'employed,checks\n,1\n'), 'invocations', blank),
+    ):
+        with pytest.raises(InputError, match=re.escape(said)):
+            score(body, route, flags, live, plog)
+    (tmp_path / 'x.csv').write_text('employed,checks\nYes,1\n,2\n')
+    frame = pd.read_csv(tmp_path / 'x.csv')  # (as batch scoring reads a file: the empty field is NaN)
+    with pytest.raises(InputError, match=re.escape("x.csv: column 'employed' row 1: expected a string, found nothing")):
+        _typed_frame(frame, live.models['1'], Path('x.csv'), 0)
+    with pytest.raises(InputError, match=re.escape("column 'checks' row 0: expected a number, found nothing")):
+        score({'dataframe_records': [{'employed': 'Yes', 'checks': float('nan')}]}, 'invocations', flags, live, plog)
+
+
+def make_pipeline_on_text():
+    "A classifier of a text input `employed` and a number `checks`."
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({'employed': ['Yes', 'No'] * 3, 'checks': [0.0, 1, 2, 3, 4, 5]})
+    enc = make_column_transformer((OneHotEncoder(handle_unknown='ignore'), ['employed']), remainder='passthrough')
+    return make_pipeline(enc, LogisticRegression()).fit(X, [1, 0, 1, 0, 1, 0])
+
+
 def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys, tmp_path):
     """Review AM: a scored file's error named its rows from 0 (`row 6` for the file's line 8). A row is counted from 1
     and, in a CSV, the line it begins on is named, counted as the reader reads the file: a blank line is no row, a

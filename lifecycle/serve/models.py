@@ -64,26 +64,33 @@ def _booleans(name: str, texts: list[str], offset: int = 0) -> np.ndarray:
     return out
 
 
+def _blank(v) -> str | None:
+    """How a refusal says a value that is no value: JSON's `null` as such, a blank pandas read (NaN from an empty CSV
+    field, `pd.NA`, NaT) as `nothing`, as a CSV body's empty field is said; None for any other value."""
+    if v is None:
+        return 'null'
+    return 'nothing' if pd.api.types.is_scalar(v) and not isinstance(v, str) and pd.isna(v) else None
+
+
 def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     if kind == 'boolean':
         for i, v in enumerate(values):
             if not (type(v) is bool or (type(v) in (int, float) and v in (0, 1))):
-                what = 'null' if v is None else 'another number' if type(v) in (int, float) else f'a {type(v).__name__}'
+                what = _blank(v) or ('another number' if type(v) in (int, float) else f'a {type(v).__name__}')
                 said = 'expected a boolean (true/false, or 0/1)'
                 raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}", row=offset + i)
         return np.asarray(values, dtype=np.float64)
     if kind == 'number':
         for i, v in enumerate(values):
             if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):
-                what = 'null' if v is None else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
+                what = _blank(v) or ('a non-finite number' if type(v) is float else f'a {type(v).__name__}')
                 raise InputError(f"column {name!r} row {offset + i}: expected a number, found {what}", row=offset + i)
         return np.asarray(values, dtype=np.float64)
     if kind == 'band':  # (a generalised input: one of its bands, or the number it bands as ingestion does)
         for i, v in enumerate(values):
             if not (type(v) is str or (type(v) in (int, float) and math.isfinite(v))):
-                blank = v is None or (not isinstance(v, (str, bool, list, dict)) and pd.isna(v))  # (NaN, pd.NA, NaT)
                 what = (
-                    'nothing' if blank else 'a boolean' if isinstance(v, (bool, np.bool_))
+                    'nothing' if _blank(v) else 'a boolean' if isinstance(v, (bool, np.bool_))
                     else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
                 )  # fmt: skip
                 said = 'expected one of its bands or a number'
@@ -91,11 +98,8 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
         return np.asarray(values, dtype=object)
     for i, v in enumerate(values):
         if type(v) is not str:
-            raise InputError(
-                f"column {name!r} row {offset + i}: expected a string, "
-                f"found {'null' if v is None else type(v).__name__}",
-                row=offset + i,
-            )
+            what = _blank(v) or type(v).__name__
+            raise InputError(f"column {name!r} row {offset + i}: expected a string, found {what}", row=offset + i)
     return np.asarray(values, dtype=object)
 
 
