@@ -400,6 +400,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'lifecycle/core/cli_support.py')},
             'lifecycle.core.commands': { 'lifecycle.core.commands.AuditEntries': ( 'api/core/commands.html#auditentries',
                                                                                    'lifecycle/core/commands.py'),
+                                         'lifecycle.core.commands.AuditEntries.data': ( 'api/core/commands.html#auditentries.data',
+                                                                                        'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.AuditEntries.show': ( 'api/core/commands.html#auditentries.show',
                                                                                         'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.AuditVerdict': ( 'api/core/commands.html#auditverdict',

@@ -451,6 +451,19 @@ def test_audit_show_prints_what_people_typed_as_escapes_where_it_would_act_on_th
     assert out['entries'][-1]['reason'] == '\x1b[2J\x1b[32mall fine\u202eevil'  # (JSON escapes them itself)
 
 
+@pytest.mark.parametrize('made', [False, True], ids=['absent', 'empty'])
+def test_audit_show_of_a_log_without_entries_says_so_in_one_line(ws, made):
+    "`audit show` of an absent or empty log printed nothing at all, exit 0: it says the log (named) holds no entry."
+    if made:  # (the state folder as a command makes it, then an empty log in it)
+        assert cli(ws.root, 'audit', 'verify', env=ws.env).returncode == 0 and not ws.log.exists()
+        ws.log.write_bytes(b'')
+    r = cli(ws.root, 'audit', 'show', env=ws.env)
+    said = f'audit log {ws.log}: no entries yet (nothing has been audited in this workspace)'
+    assert r.returncode == 0 and r.stdout.splitlines() == [said], r.stdout + r.stderr
+    r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
+    assert r.returncode == 0 and json.loads(r.stdout, parse_constant=pytest.fail) == {'ok': True, 'entries': []}
+
+
 @pytest.mark.parametrize('junk', [b'garbage\n', b'{"seq": 9, "note": "not an entry"}\n'], ids=['not-json', 'no-mac'])
 def test_damage_at_the_end_never_hides_entries_deleted_before_it(ws, junk):
     "Entries cut from the end and a damaged line added: the next append records both, so neither launders the other."

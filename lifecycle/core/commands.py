@@ -154,8 +154,14 @@ class AuditEntries(Result):
     "The latest audit entries: one JSON object for scripts (`ok`, `entries`), one aligned line each for people."
 
     entries: list[dict]
+    path: str = ''  # the log's, said when it holds no entry (not in the JSON: `entries` is empty there)
+
+    def data(self):
+        return {'ok': True, 'entries': self.entries}
 
     def show(self):
+        if not self.entries:  # (nothing printed at all, exit 0, read as a command that did nothing)
+            print(f"audit log {self.path}: no entries yet (nothing has been audited in this workspace)")
         for e in self.entries:  # (what people typed, as escapes where it would act on the terminal)
             actor, action, subject, reason = (printable(e[k]) for k in ('actor', 'action', 'subject', 'reason'))
             print(f"{e['seq']:>5} {e['time']} {actor:<10} {action:<16} {subject} {reason}")
@@ -188,7 +194,7 @@ def audit_show(
         raise CommandError(
             f"the latest audit entries cannot be shown: {problem}; `lifecycle audit verify` says more", EXIT_AUDIT
         )
-    return AuditEntries(entries)
+    return AuditEntries(entries, str(s.audit_path))
 
 # %% ../../nbs/api/core/12_commands.ipynb #7db70973
 @dataclass
