@@ -3630,6 +3630,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._change': ( 'api/serve/commands.html#_change',
                                                                                 'lifecycle/serve/commands.py'),
+                                          'lifecycle.serve.commands._changed_view': ( 'api/serve/commands.html#_changed_view',
+                                                                                      'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._compared': ( 'api/serve/commands.html#_compared',
                                                                                   'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._deployed': ( 'api/serve/commands.html#_deployed',

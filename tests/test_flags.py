@@ -200,7 +200,7 @@ def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damag
     with pytest.raises(fl.FlagError, match='held by rollout r1'):  # the spec repaired: the hold holds again
         fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
     state.unlink()
-    assert fl.kill(s, actor='carol').kill and fl.load_spec(s)[0].safe == '1'
+    assert fl.kill(s, actor='carol').spec.kill and fl.load_spec(s)[0].safe == '1'
     doc = json.loads(fl.flagd_path(s).read_text())
     doc['flags']['shadow']['defaultVariant'] = 'on'  # the flag file edited by hand: its stamp no longer fits it
     fl.flagd_path(s).write_text(json.dumps(doc))
@@ -236,7 +236,7 @@ def test_the_kill_switch_and_a_rollback_build_on_the_last_spec_lifecycle_wrote(t
     fl.spec_path(s).write_text(json.dumps(on_file | {'safe': '2'}))  # the kill switch would send everyone to v2
     with pytest.raises(fl.FlagsTampered, match='edited outside lifecycle'):
         fl.change_flags(s, {'percentage': 50}, actor='carol')  # more exposure: still refused
-    spec = fl.kill(s, actor='carol', reason='incident')
+    spec = fl.kill(s, actor='carol', reason='incident').spec
     assert (spec.kill, spec.safe, spec.percentage, spec.challenger) == (True, '1', 10, '2')
     doc = fl.read_document(fl.flagd_path(s))
     assert fl.check_live(s, doc) and fl.routed_versions(doc) == {'safe': '1'}
@@ -293,7 +293,7 @@ def test_a_kill_built_on_the_last_spec_written_holds_in_the_reviews_corners(tmp_
 
     monkeypatch.setattr(pathlib.Path, 'read_bytes', unreadable('bytes'))
     monkeypatch.setattr(pathlib.Path, 'read_text', unreadable('text'))
-    assert fl.kill(s, actor='carol', reason='incident').kill  # (a spec rewritten under another user's umask)
+    assert fl.kill(s, actor='carol', reason='incident').spec.kill  # (a spec rewritten under another user's umask)
     monkeypatch.undo()
     last = audit.read(s.audit_path)[-1]
     assert last['details']['edited_kept'] is None and fl.kept_edits(s) == []  # nothing read, nothing said set aside
@@ -339,7 +339,7 @@ def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(
     for p in (s.state_dir / 'store' / 'records').rglob('*'):  # the deployed versions no longer meet the policy
         if p.is_file() and 'validation' in str(p.parent.name):
             p.unlink()
-    assert fl.kill(s, actor='carol', reason='incident').kill is True  # less exposure: applied at once
+    assert fl.kill(s, actor='carol', reason='incident').spec.kill is True  # less exposure: applied at once
     assert fl.change_flags(s, {'percentage': 0, 'challenger': None}, actor='carol').challenger is None
     with pytest.raises(fl.FlagError, match='control'):  # more exposure for a version is still checked
         fl.change_flags(s, {'control': '2'}, actor='carol')
@@ -559,7 +559,7 @@ def test_with_the_digest_salt_cut_short_the_kill_switch_pulls_and_a_cohort_chang
     with pytest.raises(StateError, match=r"digest.salt: expected the workspace's digest salt .* found 0 byte"):
         fl.change_flags(s, {'cohorts': cohort}, actor='carol')
     assert fl.spec_path(s).read_bytes() == before and len(audit.read(s.audit_path)) == entries
-    assert fl.kill(s, actor='carol', reason='incident').kill
+    assert fl.kill(s, actor='carol', reason='incident').spec.kill
     last = audit.read(s.audit_path)[-1]
     assert last['action'] == 'flags.change' and last['details']['changes']['kill'] == {'old': False, 'new': True}
     assert 'jane.roe' not in s.audit_path.read_text()
@@ -651,7 +651,7 @@ def test_flags_written_before_cohorts_compared_strictly_still_verify_and_take_th
     assert '==' in json.dumps(old) and '===' not in json.dumps(old)
     monkeypatch.setattr(fl, '_rule', real)  # upgraded
     assert fl.check_live(s, old) == old['metadata']['revision']
-    assert fl.kill(s, actor='carol', reason='incident').kill
+    assert fl.kill(s, actor='carol', reason='incident').spec.kill
     fl.change_flags(s, {'kill': False}, actor='carol', reason='over')
     assert '===' in fl.flagd_path(s).read_text()  # (rewritten by the changes: strict from here)
 

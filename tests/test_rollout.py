@@ -397,7 +397,7 @@ def test_the_rollback_of_a_completed_rollout_takes_the_safe_version_back_too_whe
     assert ro.rollback(s, actor='carol', reason='pager went off')['status'] == 'rolled_back'
     spec = fl.load_spec(s)[0]
     assert (spec.control, spec.safe) == ('1', '1')
-    assert fl.kill(s, actor='carol', reason='incident').safe == '1'
+    assert fl.kill(s, actor='carol', reason='incident').spec.safe == '1'
 
 
 def test_no_step_is_taken_by_hand_while_the_kill_switch_is_on(ws):
@@ -638,7 +638,7 @@ def test_a_kill_never_waits_on_the_guards_reading_of_the_log(ws, monkeypatch):
     guard.start()
     assert reading.wait(10)
     t0 = time.monotonic()
-    assert fl.kill(s, actor='carol', reason='incident').kill
+    assert fl.kill(s, actor='carol', reason='incident').spec.kill
     waited = time.monotonic() - t0
     guard.join()
     assert waited < 2, f'the kill waited {waited:.1f} s on the guard'

@@ -2524,6 +2524,34 @@ def test_a_change_to_what_the_flags_already_say_is_answered_as_none_and_audited_
     assert [e['details']['changes'] for e in entries] == [{'kill': {'old': False, 'new': True}}], entries
 
 
+def test_the_cli_and_the_admin_api_kill_through_one_kill(unlogged, client, ws, monkeypatch):
+    """The admin API's kill route called `flags.change` itself to learn whether the kill changed the flags, beside
+    `flags.kill` (and the CLI's `flags kill` a third way, through its own change): three kills to keep alike. Both now
+    call `flags.kill`, which answers the flags after it and whether it changed them, with each one's default reason."""
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.serve import commands
+
+    s, calls, real = Workspace.open(ws), [], fl.kill
+
+    def kill(*a, **k):
+        calls.append((a[1:], k))
+        return real(*a, **k)
+
+    monkeypatch.setattr(fl, 'kill', kill)
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+    r = client.post('/admin/flags/kill', headers=token)
+    assert r.status_code == 200 and r.json()['changed'] is True and r.json()['spec']['kill'] is True, r.text
+    assert calls == [(('carol', 'kill switch (admin API)', 'api'), {})]
+    fl.change_flags(s, {'kill': False}, actor='test', reason='released for the next kill')
+    monkeypatch.chdir(ws)
+    r = invoke(commands.flags_kill, ['--reason', 'INC-7', '--json'])
+    assert r.exit_code == 0 and json.loads(r.stdout)['changed'] is True and len(calls) == 2, r.stdout + r.stderr
+    r = invoke(commands.flags_kill, ['--json'])  # killed already: said so, nothing written
+    assert r.exit_code == 0 and json.loads(r.stdout)['changed'] is False and len(calls) == 3, r.stdout + r.stderr
+    spec, changed = real(s, actor='carol')
+    assert spec.kill and changed is False
+
+
 def test_ctrl_c_while_a_chunk_is_scored_is_raised_once_the_chunk_is_scored():
     """Review GX: Ctrl-C during `lifecycle score` ended in a segmentation fault about once in twenty (the core:
     onnxruntime taking a NULL item while it converted a text input, the interrupt raised within Python's API under

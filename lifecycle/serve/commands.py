@@ -242,7 +242,13 @@ def _change(changes: dict, reason: str) -> FlagsView:
         )
         else None
     )
-    spec, changed = fl.change(s, changes, reason=reason, lookup=lookup)
+    return _changed_view(s, *fl.change(s, changes, reason=reason, lookup=lookup))
+
+
+def _changed_view(s, spec, changed: bool) -> FlagsView:
+    "The flags after a change, as the flags commands show them: with whether it changed them and the edits it kept."
+    from lifecycle.serve import flags as fl
+
     return _show_spec(s, spec, fl.load_spec(s)[1], {**_kept(s), 'changed': changed})
 
 
@@ -332,7 +338,10 @@ def flags_kill(
     as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
 ):
     "Kill switch: everyone to the known-safe version at once."
-    return _change({'kill': True}, reason)
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open()
+    return _changed_view(s, *fl.kill(s, reason=reason))
 
 
 @command(errors=SERVE_ERRORS)

@@ -1329,9 +1329,10 @@ def _rule_values_digested(v, salt: bytes):
     return out
 
 
-def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
-    "Everyone to the known-safe version, now."
-    return change_flags(s, {'kill': True}, actor, reason or 'kill switch', source)
+def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str = 'cli') -> Changed:
+    """Everyone to the known-safe version, now: the flags after it, and whether it changed them (not when the kill
+    switch was on already: nothing written or audited). The one kill of the CLI's `flags kill` and the admin API's."""
+    return change(s, {'kill': True}, actor, reason or 'kill switch', source)
 
 # %% ../../nbs/api/serve/00_flags.ipynb #c1db23ad
 def _strict_equal(data=None, a=None, b=None, *_ignored) -> bool:

@@ -571,7 +571,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     srv: Server = request.app.state.server
     reason, note = await _kill_reason(request, srv)
     try:
-        spec, changed = await run_in_threadpool(fl.change, srv.s, {'kill': True}, user, reason, 'api')  # (fl.kill)
+        spec, changed = await run_in_threadpool(fl.kill, srv.s, user, reason, 'api')
     except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
         return _refused_change(request, srv, user, 'flags.kill', e)
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
