@@ -717,6 +717,52 @@ def test_init_proposes_for_binary_time_and_duration_parquet_columns_what_ingesti
     assert str(table.schema.field('plan').type) == 'string' and str(table.schema.field('took').type) == 'double'
 
 
+@pytest.mark.parametrize('kind', ['dictionary', 'binary_view'])
+def test_a_dictionary_or_view_binary_parquet_column_is_read_as_its_text_as_a_plain_one(ws, tmp_path, kind):
+    """Ingestion read a Parquet column of bytes as its UTF-8 text only when plain binary, where batch scoring takes a
+    dictionary of binary values and a binary view as bytes too (47be5cae): ingestion, init and drift got Python bytes
+    (`b'basic'`, no declared category), and one that is not UTF-8 was never refused. Both read as text now (one
+    predicate, `sources.holds_bytes`, for scoring and ingestion), refused naming the column when not UTF-8; a
+    string view reads as text, dictionary-encoded for drift as any text column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.params import load_params
+    from lifecycle.data.init_command import init
+
+    def as_kind(path, plans):
+        t = pq.read_table(odd_types(path, len(plans), plan=plans))
+        plan = t.column('plan').combine_chunks()
+        plan = plan.dictionary_encode() if kind == 'dictionary' else plan.cast(pa.binary_view())
+        t = t.set_column(t.schema.get_field_index('plan'), 'plan', plan)
+        pq.write_table(t.set_column(4, 'churned', t.column('churned').cast(pa.string_view())), path)
+        assert str(pq.read_schema(path).field('churned').type) == 'string_view'
+        return path
+
+    w = scratch_workspace(tmp_path / 'w')
+    rng = np.random.default_rng(5)
+    src = as_kind(w / 'odd.parquet', [p.encode() for p in rng.choice(['basic', 'pro', 'team'], 240)])
+    env = {'LIFECYCLE_WORKSPACE': str(w)}
+    r = invoke(init, ['--from', str(src), '--target', 'churned', '--out', str(w / 'p')], env=env)
+    assert r.exit_code == 0, r.stderr
+    p = load_params(w / 'p')['ingest']
+    assert (p.columns['plan'].dtype, p.columns['plan'].allowed) == ('str', ['basic', 'pro', 'team'])
+    res = ing.ingest_batch(sources.read_chunks(str(src), declared=p.columns), p, ws, source='odd', fingerprint='o')
+    assert res.status == 'accepted' and not len(res.violations), res.reason
+    df = ing.load_snapshot(ws.store, res.snapshot['version'])
+    assert df.plan.isin(['basic', 'pro', 'team']).all() and df.churned.isin(['yes', 'no']).all()
+    table = sources.read_table(str(src))  # (`drift` reads it alike)
+    assert {str(table.schema.field(c).type) for c in ('plan', 'churned')} <= {
+        'string', 'dictionary<values=string, indices=int32, ordered=0>'}  # fmt: skip
+    bad = as_kind(tmp_path / 'bad.parquet', [b'basic', b'\xffsecret\xfe', None])
+    for reader in (lambda: read(bad), lambda: sources.read_table(str(bad), declared={'plan': P.columns['plan']})):
+        with pytest.raises(sources.SourceError, match='column plan holds binary values that are not UTF-8 text') as e:
+            reader()
+        assert 'secret' not in str(e.value)
+    with pytest.raises(sources.SourceError, match='column plan holds binary values that are not UTF-8 text'):
+        sources.refuse_binary(sources.read_table(str(bad)).schema, 'bad.parquet', {'plan': P.columns['plan']})
+
+
 def test_a_parquet_time_of_day_reads_as_the_same_text_in_every_unit(tmp_path):
     import datetime as dt
     import pyarrow as pa

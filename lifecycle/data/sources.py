@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame',
-           'read_table', 'refuse_binary', 'declared_text', 'text_as_declared', 'likely_delimiter', 'date_orders',
-           'mixed_orders', 'day_first', 'read_dates', 'cut_date']
+           'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'holds_bytes',
+           'read_chunks', 'read_frame', 'read_table', 'refuse_binary', 'declared_text', 'text_as_declared',
+           'likely_delimiter', 'date_orders', 'mixed_orders', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -1108,6 +1108,26 @@ def _not_utf8(path, name: str, i: int) -> SourceError:
     )
 
 
+def holds_bytes(t) -> bool:
+    """Whether Arrow type `t` holds bytes, which pandas reads as Python `bytes`: binary (plain, large, fixed-size or a
+    view), or a dictionary of it (a category of bytes). Ingestion reads such a column as its UTF-8 text
+    (`_as_values`), and batch scoring writes it so into a .csv output."""
+    import pyarrow as pa
+
+    v = t.value_type if pa.types.is_dictionary(t) else t
+    kinds = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary, pa.types.is_binary_view)
+    return any(k(v) for k in kinds)
+
+
+def _text_type(t):
+    "The text type a type that `holds_bytes` is read as: large text for large binary, a dictionary of text for one."
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        return pa.dictionary(t.index_type, _text_type(t.value_type), t.ordered)
+    return pa.large_string() if pa.types.is_large_binary(t) else pa.string()
+
+
 def _as_values(data, path: Path, only=None, strict=None):
     """A Parquet batch or table (its columns of `only`, if given; the others as they come) with the types the contract
     has no word for made the values ingestion and `init` both read (review CK: init proposed `dtype: str` for them, and
@@ -1122,14 +1142,14 @@ def _as_values(data, path: Path, only=None, strict=None):
         if only is not None and f.name not in only:
             continue
         t, col = f.type, data.column(i)
-        binary = pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t)
+        binary = holds_bytes(t)
         if not (binary or pa.types.is_time(t) or pa.types.is_duration(t) or pa.types.is_decimal(t)):
             continue
         import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
 
         if binary:
             try:
-                new = pc.cast(col, pa.large_string() if pa.types.is_large_binary(t) else pa.string())
+                new = pc.cast(col, _text_type(t))
             except pa.ArrowInvalid:
                 if strict is not None and f.name not in strict:
                     continue
@@ -1173,7 +1193,8 @@ def _parquet_table(path: Path, declared=None):
     try:
         schema = pq.read_schema(path)
         _flat_columns(path, schema)
-        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        text = [f.name for f in schema if any(k(f.type) for k in (pa.types.is_string, pa.types.is_large_string,
+                                                                 pa.types.is_string_view))]  # fmt: skip
         f = pq.ParquetFile(path, read_dictionary=text, pre_buffer=False)  # (a local file: pre-buffering held every
         try:  # column's compressed bytes beside the table while it was decoded, the file's size again at the peak)
             table = _as_values(f.read(use_threads=True), path, strict=_names(declared))
@@ -1354,11 +1375,8 @@ def refuse_binary(schema, source, declared) -> None:
     """Refuse a Parquet table `read_table` read before the contract was known (`lifecycle drift` reads while the
     params load; `schema`: the table's) when a column the contract `declared` names was left binary, not UTF-8 text, as
     `read_table` with the contract would have (review CP). A table's schema only: nothing is read again."""
-    import pyarrow as pa
-
     for i, f in enumerate(schema or []):
-        binary = pa.types.is_binary(f.type) or pa.types.is_fixed_size_binary(f.type) or pa.types.is_large_binary(f.type)
-        if binary and f.name in (_names(declared) or set()):
+        if holds_bytes(f.type) and f.name in (_names(declared) or set()):
             raise _not_utf8(source, f.name, i)
 
 def declared_text(schema, declared) -> list[str]:

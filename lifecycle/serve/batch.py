@@ -504,16 +504,11 @@ def _refuse_nested_in_csv(src: Path, dst: Path, read: list[str]) -> None:
 
 def _binary_columns(src: Path, dst: Path, read: list[str]) -> set[str]:
     "A Parquet input's binary columns the model does not read (`read`), for a .csv output (`_as_text`); else none."
-    import pyarrow as pa
+    from lifecycle.data.sources import holds_bytes  # (a dictionary of binary values and a binary view too)
 
     if dst.suffix.lower() != '.csv' or (given := _declared_schema(src)) is None:
         return set()
-    kinds = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary, pa.types.is_binary_view)
-
-    def binary(t) -> bool:  # (a dictionary of binary values and a binary view are read as bytes too)
-        return any(k(t.value_type if pa.types.is_dictionary(t) else t) for k in kinds)
-
-    return {f.name for f in given if f.name not in read and binary(f.type)}
+    return {f.name for f in given if f.name not in read and holds_bytes(f.type)}
 
 
 def _as_text(out: pd.DataFrame, columns: set[str], src: Path) -> pd.DataFrame:
