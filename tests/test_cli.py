@@ -104,10 +104,27 @@ def test_every_command_has_help(path):
         assert ' '.join(first.split()[:4]) in ' '.join(r.stdout.split())
 
 
+def test_ingest_stats_help_is_its_own_and_ingests_help_names_it():
+    """`ingest stats --help` printed ingest's help (`stats` read as the SOURCE, and --watch, --query ... listed, which
+    `stats` refuses): it prints the help of `ingest stats`, exit 0; `ingest --help` still says `stats` is there, and
+    `stats` as a batch's options or a source after `--` is as it was."""
+    r = CliRunner().invoke(app, ['ingest', 'stats', '--help'], prog_name='lifecycle')
+    said = ' '.join(r.stdout.split())
+    assert r.exit_code == 0 and 'Usage: lifecycle ingest stats [OPTIONS]' in said, r.output
+    assert "ingestion's figures from its batch log" in said and '--dataset' in said and '--json' in said
+    assert not any(o in said for o in ('--query', '--watch', '--once', '--report', '[source]')), said
+    r = CliRunner().invoke(app, ['ingest', 'stats', '--dataset', 'arrests', '--help'], prog_name='lifecycle')
+    assert r.exit_code == 0 and 'Usage: lifecycle ingest stats [OPTIONS]' in ' '.join(r.stdout.split()), r.output
+    r = CliRunner().invoke(app, ['ingest', '--help'])
+    said = ' '.join(r.stdout.split())
+    assert r.exit_code == 0 and 'lifecycle ingest stats' in said and "or 'stats'" in said and '--watch' in said
+
+
 def test_help_loads_no_heavy_library():
     probe = (
         "import sys; from lifecycle.app.cli import app\n"
-        "for a in (['--help'], ['ingest', '--help'], ['rollout', 'demo', '--help'], ['govern', 'check', '--help']):\n"
+        "for a in (['--help'], ['ingest', '--help'], ['ingest', 'stats', '--help'], ['rollout', 'demo', '--help'],\n"
+        "          ['govern', 'check', '--help']):\n"
         "    app(a, standalone_mode=False)\n"
         "heavy = {'pandas', 'sklearn', 'mlflow', 'scipy', 'numpy', 'evidently'}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy | {'lifecycle.core.params'} & set(sys.modules)))"

@@ -61,7 +61,7 @@ for _cmd in (
     loop_cmds.simulate,
     core_cmds.ui,
 ):
-    app.command()(with_params_option(_cmd))
+    app.command(cls=data_cmds.IngestCommand if _cmd is data_cmds.ingest else None)(with_params_option(_cmd))
 
 # %% ../../nbs/api/app/03_cli.ipynb #e861f505
 def _group(name: str, help: str, commands: dict) -> typer.Typer:

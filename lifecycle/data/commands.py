@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
+from typer.core import TyperCommand
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
 from ..core.cli_support import printable, _MOST_EVERY
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
@@ -18,7 +19,8 @@ from ..core.names import _held_swaps, _swapped, _withheld_result, shown_given
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['BatchOutcome', 'BatchStats', 'Watched', 'ingest', 'DriftTable', 'drift', 'Purged', 'store_purge']
+__all__ = ['BatchOutcome', 'BatchStats', 'Watched', 'ingest_stats', 'IngestCommand', 'ingest', 'DriftTable', 'drift', 'Purged',
+           'store_purge']
 
 # %% ../../nbs/api/data/09_commands.ipynb #414b1ae4
 def _drift_report(s, p, r) -> str | None:
@@ -279,9 +281,55 @@ def _refuse_batch_options(query, watch, once, max_batches, report) -> None:
         )
 
 
+def ingest_stats(
+    dataset: Optional[str] = typer.Option(
+        None, '--dataset', help="Dataset name declared in ingest.yaml (default: the batches of any dataset)."
+    ),
+    params: Optional[Path] = typer.Option(
+        None, '--params', help="Folder of params YAML files (default: the folder of the last run that went through)."
+    ),
+    as_json: bool = typer.Option(False, '--json', help="Print the figures and the batch log as JSON."),
+) -> BatchStats:
+    """`lifecycle ingest stats`: ingestion's figures from its batch log (batches accepted, rejected, unreadable and not
+    stored, success rate, rejected share, latency, schema violations) and its latest batches; it takes no batch.
+    `as_json` is the option `ingest`'s `command` prints it by."""
+    from lifecycle.data.ingest import batch_stats
+
+    s = Workspace.open(params_dir=params)
+    _declared_dataset(s.params['ingest'], dataset)
+    return BatchStats(batch_stats(s, dataset))
+
+
+def _declared_dataset(p, dataset: str | None) -> None:
+    "Refuse a `--dataset` that ingest.yaml (`p`) does not declare: a misspelt name counts no batch, said."
+    if dataset is not None and dataset != p.dataset:
+        raise CommandError(
+            f"--dataset {shown_given(dataset)}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
+        )
+
+
+class IngestCommand(TyperCommand):
+    """`lifecycle ingest`, whose SOURCE may be the word `stats`: `ingest stats --help` shows the help of `ingest stats`
+    (`ingest_stats`), where Click read `stats` as the source and showed ingest's own."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        given = args[1 : args.index('--')] if '--' in args else args[1:]  # (after `--`, arguments, not options)
+        if args[:1] == ['stats'] and any(a in ctx.help_option_names for a in given):
+            from typer.main import get_command
+
+            stats = typer.Typer(add_completion=False)
+            stats.command('stats')(ingest_stats)
+            # (its usage `lifecycle ingest stats`: made beside ingest, as Click's path of a command's child holds
+            # the command's usage, `ingest [source] stats`); the help printed, it exits 0
+            get_command(stats).make_context(f'{ctx.info_name} stats', given, parent=ctx.parent)
+        return super().parse_args(ctx, args)
+
+
 @command(_INGEST_ERRORS)
 def ingest(
-    source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
+    source: Optional[str] = typer.Argument(
+        None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats' (`ingest stats --help`)."
+    ),
     dataset: Optional[str] = typer.Option(
         None, '--dataset', help="Dataset name declared in ingest.yaml (required for a single batch)."
     ),
@@ -309,20 +357,16 @@ def ingest(
         False, '--json', help="Print outcomes as JSON (with --watch, one line per batch; with --once, one document)."
     ),
 ):
-    "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
+    """Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse. `lifecycle
+    ingest stats` prints ingestion's figures from its batch log instead (`ingest stats --help`)."""
     from lifecycle.core.params import ParamsError
 
+    if source == 'stats':
+        _refuse_batch_options(query, watch, once, max_batches, report)
+        return ingest_stats(dataset, params, as_json)
     s = Workspace.open(params_dir=params)
     p, rp = s.params['ingest'], s.params['register']
-    if dataset is not None and dataset != p.dataset:  # (for `stats` too: a misspelt name counts no batch, said)
-        raise CommandError(
-            f"--dataset {shown_given(dataset)}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
-        )
-    if source == 'stats':
-        from lifecycle.data.ingest import batch_stats
-
-        _refuse_batch_options(query, watch, once, max_batches, report)
-        return BatchStats(batch_stats(s, dataset))
+    _declared_dataset(p, dataset)
     _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
         from lifecycle.data.pii import finding_salt
