@@ -307,6 +307,31 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     assert r.returncode == 2 and 'steps' in r.stderr
 
 
+def test_rollout_status_never_shows_the_waiting_reasons_of_a_step_the_rollout_has_left(ws):
+    """`rollout status` printed the guard's last look whatever step it was of: right after `rollout advance` (or
+    `resume`) it said "waiting: control: 30 requests of 100 needed" for a step whose evidence had started afresh, with
+    thousands of requests served since (found by QA). A look belongs to its step: a new step starts with none."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve.predlog import default_url
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[5, 25, 100], actor='carol', reason='canary')
+    log_traffic(ws, {'control': ('1', 0.83), 'challenger': ('2', 0.83)}, np.random.default_rng(3), n=30)
+    g, positive = s.params['rollout'].guard, s.params['features'].positive_class
+    d = ro.look(s, g, positive, default_url(s))
+    assert d.action == 'wait' and 'control: 30 requests of 100 needed' in d.reasons, d
+    assert 'control: 30 requests of 100 needed' in cli(ws, 'rollout', 'status').stdout  # (the step it was of)
+    for act in (ro.advance, ro.resume):  # (a resumed step's evidence starts afresh too)
+        if act is ro.resume:
+            assert ro.look(s, g, positive, default_url(s)).action == 'wait'  # (a look at the new step, then a pause)
+            ro.pause(s, actor='carol')
+        act(s, actor='carol')
+        assert 'last_look' not in ro.load_state(s)
+        out = cli(ws, 'rollout', 'status').stdout
+        assert 'requests of 100 needed' not in out and 'no guard look at this step yet' in out, out
+
+
 def test_the_audit_checkpoint_copy_is_written_after_each_flags_write_with_the_lock_free(ws, monkeypatch):
     """The tracking server's copy of the audit checkpoint may take minutes when that server refuses connections. It was
     written under the flags lock by every rollout action (a kill from elsewhere waited behind it), and after this

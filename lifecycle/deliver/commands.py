@@ -68,8 +68,9 @@ class RolloutView(Result):
                 "  held: the kill switch is on (everyone is on the safe version, the challenger serves no one); no "
                 "step is taken until it is released (`lifecycle flags unkill`) or the rollout rolled back"
             )
-        elif self.waiting and st.get('last_look') and st['status'] == 'running':
-            print('  waiting: ' + '; '.join(st['last_look']['reasons']))
+        elif self.waiting and st['status'] == 'running':
+            look = st.get('last_look')
+            print('  waiting: ' + ('; '.join(look['reasons']) if look else 'no guard look at this step yet'))
 
 
 def _steps(text: str | None) -> list[float] | None:

@@ -458,6 +458,7 @@ def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     fl.change_flags(s, {'percentage': pct}, actor=actor, reason=reason, source='rollout')
     st['percentage'], st['step_started'] = pct, time.time()
     st['tests'] = {}
+    st.pop('last_look', None)  # (a look is of its step: `rollout status` said a left step's reasons, found by QA)
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #74085d98
 @_fetching(_starting)
@@ -818,6 +819,7 @@ def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
             "step's evidence afresh, and put off what the guard decides on it)"
         )
     st['status'], st['step_started'], st['tests'] = 'running', time.time(), {}
+    st.pop('last_look', None)  # (the step's evidence starts afresh: so does what it waits for)
     return _event(s, st, 'resume', actor, reason or 'resumed')
 
 
