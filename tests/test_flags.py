@@ -492,9 +492,17 @@ def test_a_check_of_keys_together_is_said_without_a_key_of_its_own():
     validator's message, which names the keys, is said alone, to the CLI and to the admin API (`unnamed`)."""
     old = FlagsParams(control='1', safe='1')
     for change, said in (
-        ({'percentage': 50}, 'percentage: 50.0 of traffic to the challenger, but no challenger is deployed'),
-        ({'shadow': True}, 'shadow: on, but no challenger is deployed to score in the shadow'),
-    ):
+        (
+            {'percentage': 50},
+            'percentage: 50.0 of traffic to the challenger, but no challenger is deployed; expected 0 without one (to '
+            'undeploy the challenger, set challenger to null and percentage to 0 together)',
+        ),
+        (
+            {'shadow': True},
+            'shadow: on, but no challenger is deployed to score in the shadow; expected off without one (to undeploy '
+            'the challenger, set challenger to null and shadow off together)',
+        ),
+    ):  # (what is expected, too: `flags set challenger=null` alone, in a shadow, was refused with no way out said)
         with pytest.raises(fl.FlagError) as e:
             fl._changed(old, change)
         assert str(e.value) == e.value.unnamed == said, e.value

@@ -956,11 +956,15 @@ class FlagsParams(_Strict):
             if c.variant not in ARMS:
                 raise ValueError(f"cohorts: variant {c.variant!r} is not one of {list(ARMS)}")
         if self.percentage and not self.challenger:
-            raise ValueError(
-                f"percentage: {self.percentage} of traffic to the challenger, but no challenger is deployed"
+            raise ValueError(  # (what is expected too: `flags set challenger=null` alone was refused, found by QA)
+                f"percentage: {self.percentage} of traffic to the challenger, but no challenger is deployed; expected "
+                "0 without one (to undeploy the challenger, set challenger to null and percentage to 0 together)"
             )
         if self.shadow and not self.challenger:
-            raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
+            raise ValueError(
+                "shadow: on, but no challenger is deployed to score in the shadow; expected off without one (to "
+                "undeploy the challenger, set challenger to null and shadow off together)"
+            )
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #3d9a61f2
