@@ -272,6 +272,29 @@ def test_an_unreachable_webhook_keeps_its_alerts_until_delivered(workspace, smtp
         hook.down()
 
 
+def test_alerts_waiting_on_a_dead_sink_are_said_with_why_its_last_delivery_failed(workspace, smtp, monkeypatch, capsys):
+    """A high alert for a webhook that refused every attempt was said as "1 waiting in the outbox" by `monitor run`
+    and `monitor status`, and why only in the outbox's file (found by QA). Both say why now, the path left out."""
+    from lifecycle.operate.commands import _show_look, monitor_status
+
+    controller, _ = smtp
+    configure(workspace, Webhook(), controller.port, watchers=['monitor', 'guard'])  # down: nothing listens there
+    url = yaml.safe_load((workspace / 'params' / 'monitor.yaml').read_text())['sinks']['webhook']['url']
+    set_yaml(workspace / 'params' / 'monitor.yaml', sinks__webhook__url=f'{url}/services/T0/B0/s3cretT0ken')
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'guard', now=time.time() - 3600)
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines={})
+    assert run.pending == 1 and set(run.undelivered) == {'webhook'} and 'ConnectError' in run.undelivered['webhook']
+    _show_look(run, as_json=False)
+    said = capsys.readouterr().out
+    assert 'webhook: its last delivery failed (ConnectError' in said and 's3cretT0ken' not in said, said
+    monkeypatch.chdir(workspace)
+    r = invoke(monitor_status, [])
+    assert 'webhook 1 (its last delivery failed: ConnectError' in r.stdout and 's3cretT0ken' not in r.stdout, r.stdout
+    r = invoke(monitor_status, ['--json'])
+    assert 'ConnectError' in json.loads(r.stdout)['undelivered']['webhook']
+
+
 def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_once(workspace, smtp, monkeypatch):
     """Found by review: the judged state was written after the delivery (a look killed while a sink waited raised the
     same alerts again), and two looks at once (cron beside `--every`) each raised them; and a look that failed still

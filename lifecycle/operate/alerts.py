@@ -493,6 +493,16 @@ class Outbox:
         _check_waiting(self.dir / f'{sink}.json', waiting)
         return [it for it in waiting if it['alert'].get('id') not in sent]
 
+    def failing(self) -> dict[str, str]:
+        """Per sink whose alerts wait after a failed attempt, why its latest attempt failed (as `_failure` kept it: the
+        webhook's path and query left out), for `monitor run` and `monitor status` to say, not only how many wait."""
+        out = {}
+        for sink in ('tickets', 'webhook', 'email'):
+            tried = [it for it in self.pending(sink) if it.get('error')]
+            if tried:
+                out[sink] = str(max(tried, key=lambda it: it['next_try'])['error'])
+        return out
+
     def _sent(self, sink: str) -> Path:
         "The journal of `sink`'s alerts delivered since its file was last saved (one id a line, appended as sent)."
         return self.dir / f'{sink}.sent.jsonl'

@@ -33,6 +33,8 @@ def _show_look(run, as_json: bool) -> None:
         f"delivered {sum(s['delivered'].values())}, {s['pending']} waiting in the outbox",
         flush=True,
     )
+    for sink, why in s.get('undelivered', {}).items():  # (why they wait, not only how many: found by QA)
+        print(printable(f"  {sink}: its last delivery failed ({why}); its alerts wait for the next look"), flush=True)
     for a in s['alerts']:
         print(printable(f"  {a['message']} -> {', '.join(a['sinks'])}"), flush=True)  # (a variant's, a rule's
     for line in _held_lines(s['held_back']):  # escapes as text, not acting on the terminal)
@@ -151,10 +153,16 @@ class MonitorStatus(Result):
             + '; still open: '
             + ', '.join(f'{k} {v}' for k, v in st['open'].items())
             + '; waiting in the outbox: '
-            + ', '.join(f'{k} {v}' for k, v in st['outbox'].items())
+            + printable(', '.join(f'{k} {v}' + _failed(st, k) for k, v in st['outbox'].items()))
         )
         for line in _held_lines(st['held_back']) or ['held back by the cooldown: none']:
             print(printable(f"{line}{' (since its latest alert)' if st['held_back'] else ''}"))
+
+
+def _failed(st: dict, sink: str) -> str:
+    "Why `sink`'s alerts wait, as `monitor status` says it after their count ('' if none failed)."
+    why = st.get('undelivered', {}).get(sink)
+    return f" (its last delivery failed: {why})" if why else ''
 
 
 _STARTS = {'monitor': 'lifecycle monitor run --every 60', 'guard': 'lifecycle rollout guard',

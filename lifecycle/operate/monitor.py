@@ -200,6 +200,7 @@ class MonitorRun:
     delivered: dict = field(default_factory=dict)
     pending: int = 0
     held_back: dict = field(default_factory=dict)  # per rule, the breaches its cooldown held back (`held_by_rule`)
+    undelivered: dict = field(default_factory=dict)  # per sink whose alerts wait after a failed attempt, why
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -711,6 +712,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
         {k: v[0] for k, v in delivered.items()},
         sum(v[1] for v in delivered.values()),
         held_by_rule(held_now),
+        box.failing(),
     )
     state['windows_seen'] = sorted(known | set(keys))[-50_000:]
     state.setdefault('last_runs', {})[name] = run.summary()  # (each model's: a look at another is not its last)
@@ -923,6 +925,7 @@ def status(
         open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
         held_back=held_by_rule(_kept_back(st), name),
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
+        undelivered=box.failing(),  # (why: a high alert waiting on a dead webhook was said as a count alone)
     )
 
 
