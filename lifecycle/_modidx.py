@@ -4548,6 +4548,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._crashed': ( 'api/serve/serving.html#_crashed',
                                                                                'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._http_error': ( 'api/serve/serving.html#_http_error',
+                                                                                  'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._invocation_answer': ( 'api/serve/serving.html#_invocation_answer',
                                                                                          'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._invocation_scored': ( 'api/serve/serving.html#_invocation_scored',

@@ -1419,6 +1419,24 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws,
     assert said[1] == 'prediction log: writing again'
 
 
+def test_a_path_of_no_route_or_a_method_a_route_does_not_take_is_refused_as_every_refusal_is(client):
+    """`GET /predict` and `POST /nope` answered the framework's `{"detail": "Method Not Allowed"}` and `{"detail":
+    "Not Found"}`, a shape no other refusal has, and were counted nowhere (found by QA). Now `{"error", "status"}`,
+    the allowed method named, the path (the client's) never quoted, and counted in lifecycle_errors_total."""
+    r = client.get('/predict')
+    assert r.status_code == 405 and r.json() == {
+        'error': "method 'GET' is not one this route takes; expected POST",
+        'status': 405,
+    }, r.text
+    assert r.headers['allow'] == 'POST'
+    r = client.post('/nope-ann@example.org', content=b'{}')
+    assert r.status_code == 404 and r.json()['status'] == 404 and 'no such route' in r.json()['error'], r.text
+    assert 'ann@' not in r.text
+    metrics = client.get('/metrics').text
+    assert 'lifecycle_errors_total{kind="405",route="predict"} 1.0' in metrics
+    assert 'lifecycle_errors_total{kind="404",route="other"} 1.0' in metrics
+
+
 def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):
     nested = b'{"records": [{"age": ' + b'[' * 1000 + b'1' + b']' * 1000 + b', "checks": 2}]}'
     for route in ('/predict', '/invocations', '/feedback'):

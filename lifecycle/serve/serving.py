@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from ..core.audit import AuditError
 from ..core.settings import Settings, SettingsError
@@ -638,6 +639,22 @@ async def _crashed(request: Request, exc: Exception) -> Response:
     return crashed(request.app.state.server, request.url.path, exc)
 
 
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """The framework's own refusals (a path of no route, 404; a method its route does not take, 405, with the `Allow`
+    header) in the shape of every other refusal, `{"error", "status"}`, and counted as they are: they answered
+    `{"detail": "Not Found"}` and were counted nowhere (found by QA). The path, which the client made, is not quoted."""
+    code = exc.status_code
+    if code == 404:
+        said = "no such route; the routes this server answers are listed at /docs"
+    elif code == 405:
+        allow = (exc.headers or {}).get('Allow') or (exc.headers or {}).get('allow') or ''
+        said = f"method {request.method[:16]!r} is not one this route takes" + (f"; expected {allow}" if allow else '')
+    else:
+        said = str(exc.detail)
+    request.app.state.server.metrics.errors.labels(route_label(request.url.path), str(code)).inc()
+    return answer({'error': said, 'status': code}, code, headers=exc.headers)
+
+
 async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
     """A client gone before its whole body came sent no request: nothing to answer (the answer goes nowhere), no bug to
     log or count as a 500, as on the direct path, where a connection lost mid-body is simply dropped."""
@@ -680,6 +697,7 @@ def create_app(srv: Server) -> FastAPI:
         app.include_router(router)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(ModelFailed, _model_failed)
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # (404, 405: shaped as every refusal)
     app.add_exception_handler(ClientDisconnect, _client_gone)  # (before a catch-all that logs it as a bug)
     app.add_exception_handler(Exception, _crashed)
     return app
