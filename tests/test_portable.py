@@ -99,3 +99,24 @@ def test_record_with_unseen_category_and_extra_fields_scores_like_sklearn(models
     np.testing.assert_allclose(OnnxScorer(conv.onnx).predict_proba(rec), want, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="'checks'"):
         OnnxScorer(conv.onnx).predict_proba({'age': 23, 'employed': 'No', 'citizen': 'Yes'})
+
+
+@pytest.mark.parametrize('family', list(FAMILIES))
+def test_a_category_listed_first_still_converts(models, data, family):
+    """Found by review: `lifecycle init` lists features in the file's order, so a category often comes first; skl2onnx
+    types the transformation's joined output by its first part (a one-hot encoder's: float), and every classifier of a
+    file whose first input was a category lost its ONNX form ('NormalizerNorm ... tensor(float)')."""
+    from lifecycle.params import FeaturesParams
+
+    fp = data['fp']
+    first = sorted(fp.features, key=lambda f: f.transform != 'onehot')  # (categories first)
+    assert first[0].transform == 'onehot' and first[-1].transform == 'standardize'
+    fp2 = FeaturesParams(**{**fp.model_dump(), 'features': [f.model_dump() for f in first]})
+    X, y = data['train']
+    tp = TrainParams(experiment='t', model={'family': family, 'params': FAMILIES[family]})
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        pipe = make_pipeline(build_transformer(fp2), tp).fit(X[input_columns(fp2)], y)
+    conv = to_onnx(pipe, X[input_columns(fp2)].head(100))
+    assert conv.ok == models[family][1].ok, conv.reason  # (as the file's own order does: a family skl2onnx can convert)
+    assert not conv.ok or check_parity(pipe, conv.onnx, data['holdout'][input_columns(fp2)], tolerance=1e-5)['passed']

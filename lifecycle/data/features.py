@@ -28,12 +28,15 @@ def feature_set_version(p: FeaturesParams) -> str:
 
 
 def build_transformer(p: FeaturesParams):
-    "An unfitted ColumnTransformer that applies each definition, in order, and drops every other column."
+    """An unfitted ColumnTransformer that applies each definition and drops every other column: numbers first (scaled
+    or as they are), then one-hot categories, each group in the definitions' order. skl2onnx types the joined output
+    by its first part, and a one-hot encoder's float output there left a classifier's probabilities typed unlike its
+    graph: no ONNX form for a file whose first input was a category."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     parts = []
-    for f in p.features:
+    for f in sorted(p.features, key=lambda f: f.transform == 'onehot'):
         if f.transform == 'standardize':
             t = StandardScaler()
         elif f.transform == 'onehot':
