@@ -1304,6 +1304,34 @@ def test_a_few_contacts_typed_into_categories_are_never_proposed_as_categories()
         'feature', 'protected', 'feature', 'target'), roles.to_dict()  # fmt: skip
 
 
+def test_amounts_written_with_a_currency_sign_are_said_to_be_amounts_not_free_text():
+    """Found by review: a churn file's `monthly_charge` written `$1,049.91` (or `194,30 €`) was proposed `excluded: free
+    text` ('373 distinct values in 400 rows: over the 30 a category may have'): the user was told a column of money
+    was prose, and not what to change to make it an input."""
+    rng = np.random.default_rng(5)
+    n = 200
+    charge = rng.uniform(5, 2000, n).round(2)
+    df = pd.DataFrame(
+        {
+            'usd': [f'${c:,.2f}' for c in charge],
+            'eur': [f'{c:.2f} €'.replace('.', ',') for c in charge],
+            'fee': [f'EUR {c:.2f}' if i % 9 else None for i, c in enumerate(charge)],
+            'note': [f'paid ${c:.2f} on visit {i}' for i, c in enumerate(charge)],
+            'n': rng.normal(size=n),
+            'churned': rng.choice(['yes', 'no'], n),
+        }
+    )
+    t = propose_params(df, target='churned', source='c.csv').columns.set_index('column')
+    for c, sign in (('usd', '$'), ('eur', '€'), ('fee', 'EUR')):
+        values = int(df[c].notna().sum())
+        assert (t.role[c], t.why[c]) == (
+            'excluded: amounts as text',
+            f"{values:,} of {values:,} values are amounts written with a currency sign ({sign}): read as text, so no "
+            "model input; expected numbers: write them without the sign upstream to use them",
+        )
+    assert t.role['note'] == 'excluded: free text' and t.role['n'] == 'feature'
+
+
 def test_every_exclusion_init_makes_says_why_in_counts():
     """Review AI: a category column of 40 codes in 1,200 rows (over the hidden cap of 30) was `excluded: free text`
     with an empty why, as was a column named `color` proposed `protected`, and a constant or an all-blank column

@@ -278,6 +278,24 @@ def is_row_number(s: pd.Series, name: str) -> bool:
     return not re.search(_ID_NAME, name) and int(n[0]) in (0, 1) and bool((np.diff(n) == 1).all())
 
 
+_AMOUNT = r'\s*[-+]?\s*(?P<before>[$€£¥₹]|[A-Z]{3}\s)?\s*[-+]?\d[\d.,\' ]*\s*(?P<after>[$€£¥₹]|\s[A-Z]{3})?\s*'
+
+
+def _amount_signs(s: pd.Series) -> list[str]:
+    """The currency signs (`$`, `€`, `EUR` ...) a column of text writes its numbers with (`$1,234.50`, `194,30 €`):
+    every value that is not blank a number with one sign, before or after it. Empty: not a column of amounts."""
+    v = s.dropna().astype(str)
+    v = v[v.str.strip() != '']
+    if v.empty:
+        return []
+    signs = set()
+    for m in map(re.compile(_AMOUNT).fullmatch, v):
+        if m is None or (m['before'] is None) == (m['after'] is None):
+            return []  # (no number, or a number with no sign or with two)
+        signs.add((m['before'] or m['after']).strip())
+    return sorted(signs)
+
+
 def column_kind(s: pd.Series, name: str, dtype: str) -> str:
     "'date', 'identifier' or 'value' for a column, from its values (and, for numeric identifiers, its name)."
     v = s.dropna()
@@ -293,8 +311,8 @@ def column_kind(s: pd.Series, name: str, dtype: str) -> str:
     if dtype in ('int', 'str') and len(v) >= 20 and distinct >= 0.95:
         if dtype == 'int' and (re.search(_ID_NAME, name) or re.search(_ACCOUNT_NAME, name)):
             return 'identifier'  # (distinct whole numbers of whom or named so: `income` is no id by itself)
-        if dtype == 'str' and text.str.contains(r'\s|@').mean() < 0.05:
-            return 'identifier'  # codes: no spaces (free text, names) and no e-mail addresses
+        if dtype == 'str' and text.str.contains(r'\s|@').mean() < 0.05 and not _amount_signs(text):
+            return 'identifier'  # codes: no spaces (free text, names), no e-mail addresses, no amounts (`$1,049.91`)
     return 'value'
 
 # %% ../../nbs/api/data/10_infer.ipynb #95c588e4
@@ -572,6 +590,18 @@ def _stray_text(s: pd.Series, share: float = 0.99) -> int:
     return bad if 0 < bad <= (1 - share) * len(v) else 0
 
 
+def _text_exclusion(s: pd.Series) -> tuple[str, str]:
+    """The role and why of a text column that is no category: amounts written with a currency sign (say so, and what
+    to change: they are numbers a model could take), else free text (`_free_text_why`)."""
+    if signs := _amount_signs(s):
+        values = int(s.notna().sum())
+        return 'excluded: amounts as text', (
+            f"{values:,} of {values:,} values are amounts written with a currency sign ({', '.join(signs)}): read as "
+            "text, so no model input; expected numbers: write them without the sign upstream to use them"
+        )
+    return 'excluded: free text', _free_text_why(s)
+
+
 def _free_text_why(s: pd.Series, max_categories: int = 30) -> str:
     "Why a text column is no category, in counts (`_vocabulary`'s two limits)."
     distinct, values = int(s.nunique(dropna=True)), int(s.notna().sum())
@@ -676,7 +706,7 @@ def propose_params(
             role, rule['critical'] = 'protected', True
             why = f"its name reads as a protected attribute ({len(rule['allowed'])} groups)"
         elif rule['dtype'] == 'str' and not rule.get('allowed'):
-            role, why = 'excluded: free text', _free_text_why(df[c])
+            role, why = _text_exclusion(df[c])
         elif df[c].nunique(dropna=True) < 2:
             role, why = 'excluded: constant', _constant_why(df[c])
         elif rule['dtype'] in ('int', 'float', 'bool') and (blank := int(df[c].isna().sum())):
