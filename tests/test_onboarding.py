@@ -1027,6 +1027,24 @@ def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is
     assert not any(name in text for name in [*first, 'Kowalski', 'Müller', '416555'])
 
 
+def test_names_written_in_lower_or_upper_case_in_a_people_column_are_personal(tmp_path):
+    """Found by review: a column `customer name` of `anna smith` (an export that lowercased its text), or `name` of
+    `ANNA SMITH`, was proposed not personal, free text: its raw values went into the snapshot unmasked. A name is
+    told by its capitals only where the column's name does not already say it holds people."""
+    rng = np.random.default_rng(4)
+    first = ['anna', 'ben', 'carla', 'david', 'emma', 'felix', 'greta', 'hans', 'ida', 'jonas']
+    full = [f'{a} {b}' for a, b in zip(rng.choice(first, 300), rng.choice(['smith', 'jones', 'brown', 'taylor'], 300))]
+    df = customers(300).assign(**{'customer name': full, 'name': [v.upper() for v in full]})
+    df['status'] = rng.choice(['on hold', 'open', 'in review', 'closed'], 300)  # (two words: a category still)
+    pr = propose_params(df, target='churned', source='data/people.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    for c in ('customer name', 'name'):
+        assert cols[c].personal and cols[c].pii, c
+    assert not cols['status'].personal and len(cols['status'].allowed) == 4
+    text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
+    assert not any(name in text.lower() for name in full)
+
+
 @pytest.mark.parametrize(
     'file, change, says',
     [

@@ -258,8 +258,9 @@ def looks_personal(
         matched = int(counts.to_numpy()[hit].sum())
         if matched >= least:
             return PersonalFinding(kind, matched, total)
-    if people:  # first or last names alone, in a column whose name says it holds people (a few: a category)
-        one = (kinds.isna() & distinct.str.fullmatch(_ONE_NAME)).to_numpy()
+    if people:  # names in any case (`anna smith`, `SMITH, ANNA`), or first or last names alone, in a column whose name
+        # says it holds people (a few: a category)
+        one = (kinds.isna() & distinct.str.fullmatch(rf"{_ONE_NAME}(?:,? {_ONE_NAME}){{0,3}}")).to_numpy()
         matched = int(counts.to_numpy()[one].sum())
         if one.sum() >= _ONE_NAMES_MIN and matched >= total / 2:
             return PersonalFinding('personal name', matched, total)
