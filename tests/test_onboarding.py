@@ -1027,6 +1027,26 @@ def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is
     assert not any(name in text for name in [*first, 'Kowalski', 'Müller', '416555'])
 
 
+def test_street_addresses_are_personal(tmp_path):
+    """Found by review: a column `address` of `12 Baker Street, Springfield` (or `Hauptstraße 5`) was proposed not
+    personal, free text: its raw values went into the snapshot unmasked. A number and words ending in a street's word
+    (or such words and then the number) read as an address; `Level 3`, `3 Way Switch` or `Step 2` do not."""
+    rng = np.random.default_rng(6)
+    streets = ['Baker Street', 'High St', 'Elm Avenue', 'Station Rd', 'Church Lane', 'Park Drive']
+    home = [f'{rng.integers(1, 300)} {rng.choice(streets)}, Springfield' for _ in range(300)]
+    german = [f'{rng.choice(["Haupt", "Bahnhof", "Schul"])}straße {rng.integers(1, 99)}' for _ in range(300)]
+    things = [f'{rng.choice(["Level", "Step", "Version", "Floor"])} {rng.integers(1, 99)}' for _ in range(300)]
+    part = rng.choice(['3 Way Switch', '2 Pin'], 300)
+    df = customers(300).assign(home=home, anschrift=german, stage=things, part=part)
+    pr = propose_params(df, target='churned', source='data/people.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    for c in ('home', 'anschrift'):
+        assert cols[c].personal and cols[c].pii and cols[c].pii.method == 'redact', c
+    assert not cols['stage'].personal and not cols['part'].personal
+    text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
+    assert not any(v in text for v in [*home, *german, 'Baker'])
+
+
 def test_names_written_in_lower_or_upper_case_in_a_people_column_are_personal(tmp_path):
     """Found by review: a column `customer name` of `anna smith` (an export that lowercased its text), or `name` of
     `ANNA SMITH`, was proposed not personal, free text: its raw values went into the snapshot unmasked. A name is

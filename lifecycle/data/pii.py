@@ -135,12 +135,21 @@ def digest(value, salt: bytes) -> str:
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
+_STREET_WORD = (  # the word that makes a house number and a name an address: `12 Baker Street`, `Hauptstraße 5`
+    r'(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|place|pl|terrace|crescent|square|sq'
+    r'|highway|hwy|parkway|pkwy|[^\W\d_]*stra(?:ss|ß)e|[^\W\d_]*str|[^\W\d_]+weg|[^\W\d_]+gasse|[^\W\d_]+platz)\.?'
+)
+_STREET = (  # a house number and one to four words, the street's word last (or the number after them), then a comma
+    rf"(?i:\d{{1,5}}[a-z]?,? (?:[^\W\d_][\w'’.-]* ){{0,3}}{_STREET_WORD}|(?:[^\W\d_][\w'’.-]* ){{0,3}}{_STREET_WORD}"
+    r" \d{1,5}[a-z]?)(?:,.*)?"  # (`, Springfield SW1 4AB`)
+)
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
     'date': _DATE,
     'phone number': r'\+?\(?\d[\d ().-]{5,18}\d',
     'identifier': r'(?=(?:\D*\d){4})[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*',
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
+    'street address': _STREET,
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
 _CARD_KIND = 'payment card number'  # (13 to 19 digits with a right check digit: `card_numbers`)
