@@ -1027,6 +1027,25 @@ def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is
     assert not any(name in text for name in [*first, 'Kowalski', 'Müller', '416555'])
 
 
+def test_user_names_and_logins_are_personal_by_their_column_name(tmp_path):
+    """Found by review: a column `username` of `anna_23` was proposed not personal, free text (no name's capitals, no
+    e-mail's @), and its raw values went into the snapshot unmasked. A column named for a person's user name or login
+    is personal by its name, pseudonymised as an e-mail address is; `login_count` and `handle_time` are not."""
+    rng = np.random.default_rng(7)
+    handles = [f'{a}_{b}' for a, b in zip(rng.choice(['anna', 'ben', 'carla', 'dave'], 300), rng.integers(10, 99, 300))]
+    df = customers(300).assign(
+        username=handles, **{'Twitter handle': ['@' + h for h in handles]}, login_count=rng.integers(0, 50, 300),
+        handle_time=rng.choice(['short', 'long'], 300),
+    )  # fmt: skip
+    pr = propose_params(df, target='churned', source='data/people.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    for c in ('username', 'Twitter handle'):
+        assert cols[c].personal and cols[c].pii.method == 'pseudonymise', c
+    assert not cols['login_count'].personal and not cols['handle_time'].personal
+    text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
+    assert not any(h in text for h in handles)
+
+
 def test_street_addresses_are_personal(tmp_path):
     """Found by review: a column `address` of `12 Baker Street, Springfield` (or `Hauptstraße 5`) was proposed not
     personal, free text: its raw values went into the snapshot unmasked. A number and words ending in a street's word

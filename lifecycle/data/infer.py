@@ -363,6 +363,16 @@ def says_number_of_a_person(name: str) -> bool:
     return bool(set(words) & _NUMBERS) and not set(words) & _THINGS
 
 
+_HANDLES = {'username', 'login', 'handle', 'nickname', 'screenname', 'userid'}  # a person's name on a system
+
+
+def _says_handle_of_a_person(name: str) -> bool:
+    """Whether a column's name says it holds a person's user name or login (`username`, `user_name`, `Twitter
+    handle`, `screen name`; not `login_count`, `handle_time`): its last word, or last two joined, is one."""
+    words = _name_words(name)
+    return bool(words) and (words[-1] in _HANDLES or ''.join(words[-2:]) in _HANDLES) and not set(words) & _THINGS
+
+
 def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()) -> tuple[dict | None, str]:
     "The suggested `pii` rule for a column (None: not personal) and why, in counts only."
     if kind == 'identifier':
@@ -375,6 +385,8 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
         return None, 'date'
     if dtype in ('str', 'int') and says_number_of_a_person(name):  # (a phone number stored as a number too)
         return {'method': 'redact'}, 'a phone or personal number by its name'
+    if dtype == 'str' and _says_handle_of_a_person(name):  # (`anna_23`: no name's capitals, no e-mail's @)
+        return {'method': 'pseudonymise'}, "a person's user name or login by its name"
     cards = int(card_numbers(s.dropna().astype('int64').astype(str)).sum()) if dtype == 'int' else 0
     if cards >= 3 and cards * 2 >= s.count():  # (stored as numbers: a model input, its range in ingest.yaml, review GM)
         return {'method': 'redact'}, f'{cards} of {s.count()} values look like payment card numbers'
