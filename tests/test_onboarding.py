@@ -1361,10 +1361,11 @@ def test_a_few_contacts_typed_into_categories_are_never_proposed_as_categories()
         'feature', 'protected', 'feature', 'target'), roles.to_dict()  # fmt: skip
 
 
-def test_amounts_written_with_a_currency_sign_are_said_to_be_amounts_not_free_text():
-    """Found by review: a churn file's `monthly_charge` written `$1,049.91` (or `194,30 €`) was proposed `excluded: free
-    text` ('373 distinct values in 400 rows: over the 30 a category may have'): the user was told a column of money
-    was prose, and not what to change to make it an input."""
+def test_numbers_written_with_a_sign_or_beside_a_placeholder_are_said_to_be_numbers_not_free_text():
+    """Found by review: a churn file's `monthly_charge` written `$1,049.91` (or `194,30 €`, or a `discount` of `12.5%`)
+    was proposed `excluded: free text` ('373 distinct values in 400 rows: over the 30 a category may have'), and with
+    every value distinct `excluded: personal`, an identifier, pseudonymised; a column of numbers with `-` for its
+    blanks was free text too. The user was told a column of numbers was prose, and not what to change."""
     rng = np.random.default_rng(5)
     n = 200
     charge = rng.uniform(5, 2000, n).round(2)
@@ -1373,20 +1374,29 @@ def test_amounts_written_with_a_currency_sign_are_said_to_be_amounts_not_free_te
             'usd': [f'${c:,.2f}' for c in charge],
             'eur': [f'{c:.2f} €'.replace('.', ',') for c in charge],
             'fee': [f'EUR {c:.2f}' if i % 9 else None for i, c in enumerate(charge)],
+            'discount': [f'{c / 100:.1f}%' for c in charge],
+            'score': [str(c) if i % 10 else '-' for i, c in enumerate(charge)],
             'note': [f'paid ${c:.2f} on visit {i}' for i, c in enumerate(charge)],
+            'sku': [f'A{i}' if i % 3 else str(i) for i in range(n)],  # (codes, some all digits: no numbers)
             'n': rng.normal(size=n),
             'churned': rng.choice(['yes', 'no'], n),
         }
     )
     t = propose_params(df, target='churned', source='c.csv').columns.set_index('column')
-    for c, sign in (('usd', '$'), ('eur', '€'), ('fee', 'EUR')):
+    for c, sign in (('usd', '$'), ('eur', '€'), ('fee', 'EUR'), ('discount', '%')):
         values = int(df[c].notna().sum())
         assert (t.role[c], t.why[c]) == (
-            'excluded: amounts as text',
-            f"{values:,} of {values:,} values are amounts written with a currency sign ({sign}): read as text, so no "
-            "model input; expected numbers: write them without the sign upstream to use them",
+            'excluded: numbers as text',
+            f"{values:,} of {values:,} values are numbers written with a sign ({sign}): read as text, so no model "
+            "input; expected numbers: write them without the sign upstream to use them",
         )
-    assert t.role['note'] == 'excluded: free text' and t.role['n'] == 'feature'
+    assert (t.role['score'], t.why['score']) == (
+        'excluded: numbers as text',
+        "180 of 200 values are numbers and 20 are not (a placeholder for a blank?): read as text, so no model input; "
+        "expected numbers: blank the others upstream to use them",
+    )
+    assert t.role['note'] == 'excluded: free text' and t.role['sku'] != 'excluded: numbers as text'
+    assert t.role['n'] == 'feature'
 
 
 def test_every_exclusion_init_makes_says_why_in_counts():

@@ -278,12 +278,12 @@ def is_row_number(s: pd.Series, name: str) -> bool:
     return not re.search(_ID_NAME, name) and int(n[0]) in (0, 1) and bool((np.diff(n) == 1).all())
 
 
-_AMOUNT = r'\s*[-+]?\s*(?P<before>[$€£¥₹]|[A-Z]{3}\s)?\s*[-+]?\d[\d.,\' ]*\s*(?P<after>[$€£¥₹]|\s[A-Z]{3})?\s*'
+_AMOUNT = r'\s*[-+]?\s*(?P<before>[$€£¥₹]|[A-Z]{3}\s)?\s*[-+]?\d[\d.,\' ]*\s*(?P<after>[$€£¥₹%]|\s[A-Z]{3})?\s*'
 
 
 def _amount_signs(s: pd.Series) -> list[str]:
-    """The currency signs (`$`, `€`, `EUR` ...) a column of text writes its numbers with (`$1,234.50`, `194,30 €`):
-    every value that is not blank a number with one sign, before or after it. Empty: not a column of amounts."""
+    """The signs (`$`, `€`, `EUR` ..., or `%` after) a column of text writes its numbers with (`$1,234.50`, `194,30 €`,
+    `12.5%`): every value that is not blank a number with one sign, before or after it. Empty: no such column."""
     v = s.dropna().astype(str)
     v = v[v.str.strip() != '']
     if v.empty:
@@ -294,6 +294,18 @@ def _amount_signs(s: pd.Series) -> list[str]:
             return []  # (no number, or a number with no sign or with two)
         signs.add((m['before'] or m['after']).strip())
     return sorted(signs)
+
+
+def _numbers_beside_placeholders(s: pd.Series, share: float = 0.5, fraction: bool = False) -> int:
+    """How many values of a text column are numbers, when they are over `share` of its values and the others are up to
+    three texts (placeholders for a blank: `-`, `n.a.`; not codes, `A12`); 0 otherwise. `fraction`: one of the numbers
+    must have a fractional part too (no identifier has one)."""
+    v = s.dropna()
+    number = pd.to_numeric(v, errors='coerce')
+    numbers = int(number.notna().sum())
+    if not numbers or numbers <= share * len(v) or v[number.isna()].nunique() > 3:
+        return 0
+    return numbers if not fraction or bool((number.dropna() % 1 != 0).any()) else 0
 
 
 def column_kind(s: pd.Series, name: str, dtype: str) -> str:
@@ -312,7 +324,9 @@ def column_kind(s: pd.Series, name: str, dtype: str) -> str:
         if dtype == 'int' and (re.search(_ID_NAME, name) or re.search(_ACCOUNT_NAME, name)):
             return 'identifier'  # (distinct whole numbers of whom or named so: `income` is no id by itself)
         if dtype == 'str' and text.str.contains(r'\s|@').mean() < 0.05 and not _amount_signs(text):
-            return 'identifier'  # codes: no spaces (free text, names), no e-mail addresses, no amounts (`$1,049.91`)
+            if not _numbers_beside_placeholders(text, fraction=True):
+                return 'identifier'  # codes: no spaces (free text, names), no e-mail addresses, no amounts or
+                # fractions (`$1,049.91`, `12.5` beside `-`)
     return 'value'
 
 # %% ../../nbs/api/data/10_infer.ipynb #95c588e4
@@ -390,7 +404,7 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
     cards = int(card_numbers(s.dropna().astype('int64').astype(str)).sum()) if dtype == 'int' else 0
     if cards >= 3 and cards * 2 >= s.count():  # (stored as numbers: a model input, its range in ingest.yaml, review GM)
         return {'method': 'redact'}, f'{cards} of {s.count()} values look like payment card numbers'
-    if dtype != 'str':
+    if dtype != 'str' or _numbers_beside_placeholders(s, fraction=True):  # (`1234.56` beside `-`: no one's code)
         return None, ''
     people = names_people(name)
     f = looks_personal(s, vocabulary, people=people)
@@ -602,14 +616,20 @@ def _stray_text(s: pd.Series, share: float = 0.99) -> int:
     return bad if 0 < bad <= (1 - share) * len(v) else 0
 
 
-def _text_exclusion(s: pd.Series) -> tuple[str, str]:
-    """The role and why of a text column that is no category: amounts written with a currency sign (say so, and what
-    to change: they are numbers a model could take), else free text (`_free_text_why`)."""
+def _text_exclusion(s: pd.Series, share: float = 0.5) -> tuple[str, str]:
+    """The role and why of a text column that is no category: numbers written with a sign (`$1,049.91`, `12.5%`), or
+    mostly numbers (over `share`) beside up to three other texts (placeholders for a blank, `-`): say so, in counts,
+    and what to change (they are numbers a model could take); else free text (`_free_text_why`)."""
+    values = int(s.notna().sum())
     if signs := _amount_signs(s):
-        values = int(s.notna().sum())
-        return 'excluded: amounts as text', (
-            f"{values:,} of {values:,} values are amounts written with a currency sign ({', '.join(signs)}): read as "
-            "text, so no model input; expected numbers: write them without the sign upstream to use them"
+        return 'excluded: numbers as text', (
+            f"{values:,} of {values:,} values are numbers written with a sign ({', '.join(signs)}): read as text, "
+            "so no model input; expected numbers: write them without the sign upstream to use them"
+        )
+    if numbers := _numbers_beside_placeholders(s, share):
+        return 'excluded: numbers as text', (
+            f"{numbers:,} of {values:,} values are numbers and {values - numbers:,} are not (a placeholder for a "
+            "blank?): read as text, so no model input; expected numbers: blank the others upstream to use them"
         )
     return 'excluded: free text', _free_text_why(s)
 
