@@ -1354,6 +1354,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._sizes': ('api/data/infer.html#_sizes', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spelt': ('api/data/infer.html#_spelt', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._stray_rows': ('api/data/infer.html#_stray_rows', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._text_exclusion': ( 'api/data/infer.html#_text_exclusion',
                                                                                 'lifecycle/data/infer.py'),

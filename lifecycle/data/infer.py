@@ -616,6 +616,15 @@ def _stray_text(s: pd.Series, share: float = 0.99) -> int:
     return bad if 0 < bad <= (1 - share) * len(v) else 0
 
 
+def _stray_rows(s: pd.Series, shown: int = 3) -> str:
+    """Where a column's values that are not numbers are, as data rows counted from 1 below the header (the first
+    `shown`), so one among a million rows can be found; never the value."""
+    v = s.dropna()
+    at = [int(i) + 1 for i in v.index[pd.to_numeric(v, errors='coerce').isna()]]
+    more = f' and {len(at) - shown:,} more' if len(at) > shown else ''
+    return f"row{'s' if len(at) > 1 else ''} {', '.join(map(str, at[:shown]))}{more}, counted from 1 below the header"
+
+
 def _text_exclusion(s: pd.Series, share: float = 0.5) -> tuple[str, str]:
     """The role and why of a text column that is no category: numbers written with a sign (`$1,049.91`, `12.5%`), or
     mostly numbers (over `share`) beside up to three other texts (placeholders for a blank, `-`): say so, in counts,
@@ -722,7 +731,7 @@ def propose_params(
         if stray := _stray_text(df[c]):  # (read as text, a column of numbers is taken for codes: an identifier)
             raise ValueError(
                 f"{source}: column {c!r}: {stray} of {int(df[c].notna().sum())} values are not numbers while the "
-                "rest are: fix or blank them in the file first"
+                f"rest are ({_stray_rows(df[c])}): fix or blank them in the file first"
             )
         rule, why = (target_rule, '') if c == target else column_rule(df[c], c)
         if c == target:
