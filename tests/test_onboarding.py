@@ -1416,6 +1416,12 @@ def test_numbers_written_with_a_sign_or_beside_a_placeholder_are_said_to_be_numb
     )
     assert t.role['note'] == 'excluded: free text' and t.role['sku'] != 'excluded: numbers as text'
     assert t.role['n'] == 'feature'
+    with pytest.raises(ValueError) as e:  # (as the target: not 'free text ... too many to be classes' either)
+        propose_params(df, target='usd', source='c.csv')
+    assert str(e.value) == (
+        "target 'usd': 200 of 200 values are numbers written with a sign ($): read as text, so it cannot be the "
+        "label; expected numbers: write them without the sign upstream to use them"
+    )
 
 
 def test_every_exclusion_init_makes_says_why_in_counts():

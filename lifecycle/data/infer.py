@@ -596,6 +596,9 @@ def _check_target(s: pd.Series, name: str) -> dict:
     elif kind in ('identifier', 'date'):
         what = 'an identifier' if kind == 'identifier' else 'dates'
     elif rule['dtype'] == 'str' and not rule.get('allowed') and s.notna().any():  # (none: `infer_task` says so)
+        role, why = _text_exclusion(s)
+        if role != 'excluded: free text':  # (numbers as text: what to change to make them numbers)
+            raise ValueError(f"target {name!r}: {why.replace('so no model input', 'so it cannot be the label')}")
         what = f"free text ({s.nunique():,} distinct values in {s.notna().sum():,} rows: too many to be classes)"
     else:
         return rule
