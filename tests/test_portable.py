@@ -120,3 +120,19 @@ def test_a_category_listed_first_still_converts(models, data, family):
     conv = to_onnx(pipe, X[input_columns(fp2)].head(100))
     assert conv.ok == models[family][1].ok, conv.reason  # (as the file's own order does: a family skl2onnx can convert)
     assert not conv.ok or check_parity(pipe, conv.onnx, data['holdout'][input_columns(fp2)], tolerance=1e-5)['passed']
+
+
+def test_a_category_first_definition_gets_a_feature_set_version_of_its_own(data):
+    """A feature set registered before numbers came first in the transformation keeps its stored layout (immutable);
+    a definition whose category comes first is versioned apart from it, so a workspace that ran it before gets the new
+    layout, and its ONNX form, on its next run. Definitions already numbers-first (the default's) keep their version."""
+    from lifecycle.core.store import hash_obj
+    from lifecycle.features import feature_set_version
+    from lifecycle.params import FeaturesParams
+
+    fp = data['fp']
+    before = 'fs-' + hash_obj(fp.model_dump(exclude={'tolerance'}))[:16]
+    assert feature_set_version(fp) == before  # (numbers first already: the default's version is unchanged)
+    first = sorted(fp.features, key=lambda f: f.transform != 'onehot')
+    fp2 = FeaturesParams(**{**fp.model_dump(), 'features': [f.model_dump() for f in first]})
+    assert feature_set_version(fp2) != 'fs-' + hash_obj(fp2.model_dump(exclude={'tolerance'}))[:16]

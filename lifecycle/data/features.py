@@ -18,8 +18,14 @@ __all__ = ['definition_hash', 'feature_set_version', 'build_transformer', 'input
 # %% ../../nbs/api/data/07_features.ipynb #836a7267
 def definition_hash(p: FeaturesParams) -> str:
     """sha256 of the feature definitions (order matters: it fixes the model's input order); not the `tolerance`, which
-    says how live predictions are judged and defines no feature."""
-    return hash_obj(p.model_dump(exclude={'tolerance'}))
+    says how live predictions are judged and defines no feature. Definitions with a one-hot category before a number
+    are hashed with the layout `build_transformer` gives them (numbers first), so a version stored with the layout
+    they had before (no ONNX form) is not taken for theirs."""
+    d = p.model_dump(exclude={'tolerance'})
+    onehot = [f.transform == 'onehot' for f in p.features]
+    if onehot != sorted(onehot):
+        d['layout'] = 'numbers first'
+    return hash_obj(d)
 
 
 def feature_set_version(p: FeaturesParams) -> str:
