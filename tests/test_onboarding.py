@@ -1147,6 +1147,20 @@ def test_one_word_among_numbers_is_refused_by_init_not_taken_for_an_identifier()
     assert propose_params(codes, target='y', source='f.csv').columns.set_index('column').loc['spend', 'dtype'] == 'str'
 
 
+def test_proposed_ranges_are_written_without_float_noise():
+    """Found by review: `score: {min: -3.2596, max: 4.727600000000001}` in a proposed ingest.yaml: a bound rounded to
+    12 digits was kept only when the rounding went outward of the widened bound, not of the range seen, so about one
+    bound in three carried float noise. Bounds are 12 significant digits and never narrower than the range seen."""
+    from lifecycle.data.infer import _widened
+
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        lo, hi = sorted(rng.normal(0, 1, 2).round(int(rng.integers(0, 8))))
+        a, b = _widened(lo, hi, 'float')
+        assert a <= lo and b >= hi, (lo, hi, a, b)
+        assert float(f'{a:.12g}') == a and float(f'{b:.12g}') == b, (lo, hi, a, b)
+
+
 def test_the_stray_words_among_numbers_are_located_by_row():
     """Found by review: `1 of 399 values are not numbers while the rest are: fix or blank them` named no row, and in a
     file of a million rows the one word could not be found. The rows are said (the first three, then a count); the

@@ -441,8 +441,9 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     a, b = max(lo - pad, 0.0 if lo >= 0 else -most), min(hi + pad, most)  # (finite: an infinite bound is no range)
     if dtype == 'int':  # (halves rounded outward: 1-16 and 0-15 both grow by 2)
         a, b = math.ceil(a - 0.5), math.floor(b + 0.5)
-    else:  # 12 significant digits (no float noise in the file), never narrower than the range
-        a, b = min(float(f'{a:.12g}'), a), max(float(f'{b:.12g}'), b)
+    else:  # 12 significant digits (no float noise in the file), never narrower than the range seen
+        a12, b12 = float(f'{a:.12g}'), float(f'{b:.12g}')
+        a, b = (a12 if a12 <= lo else a), (b12 if b12 >= hi else b)
     return _number(a), _number(b)
 
 
