@@ -443,7 +443,8 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
         a, b = math.ceil(a - 0.5), math.floor(b + 0.5)
     else:  # 12 significant digits (no float noise in the file), never narrower than the range seen
         a12, b12 = float(f'{a:.12g}'), float(f'{b:.12g}')
-        a, b = (a12 if a12 <= lo else a), (b12 if b12 >= hi else b)
+        a, b = (a12 if a12 <= lo and a > -most else a), (b12 if b12 >= hi and b < most else b)  # (a float's limit
+        # as it is: rounded, it would read as a number within the range of floats)
     return _number(a), _number(b)
 
 
