@@ -135,13 +135,18 @@ def digest(value, salt: bytes) -> str:
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
-_STREET_WORD = (  # the word that makes a house number and a name an address: `12 Baker Street`, `Hauptstraße 5`
+_STREET_WORD = (  # the word that makes a house number and a name an address: `12 Baker Street`, `7 Main St.`
     r'(?:street|st|road|rd|avenue|ave|lane|ln|drive|dr|boulevard|blvd|court|ct|place|pl|terrace|crescent|square|sq'
-    r'|highway|hwy|parkway|pkwy|[^\W\d_]*stra(?:ss|ß)e|[^\W\d_]*str|[^\W\d_]+weg|[^\W\d_]+gasse|[^\W\d_]+platz)\.?'
+    r'|highway|hwy|parkway|pkwy)\.?'
 )
-_STREET = (  # a house number and one to four words, the street's word last (or the number after them), then a comma
-    rf"(?i:\d{{1,5}}[a-z]?,? (?:[^\W\d_][\w'’.-]* ){{0,3}}{_STREET_WORD}|(?:[^\W\d_][\w'’.-]* ){{0,3}}{_STREET_WORD}"
-    r" \d{1,5}[a-z]?)(?:,.*)?"  # (`, Springfield SW1 4AB`)
+# a word naming a street by itself: `Hauptstraße`, `Gartenweg`
+_STREET_NAMED = r'(?:[^\W\d_]*stra(?:ss|ß)e|[^\W\d_]+str\.?|[^\W\d_]+weg|[^\W\d_]+gasse|[^\W\d_]+platz)'
+_STREET = (  # a house number and the street: its name's one to three words then the street's word (`Baker Street`: a
+    # word of its own, never alone, as `4 dr` and `12 ct` are a car's doors and a pack's count) or a word naming a
+    # street by itself (`Hauptstraße`), the number before or after it, then what follows a comma (`, Springfield`)
+    r"(?i:(?:\d{1,5}[a-z]?,? (?:(?:[^\W\d_][\w'’.-]* ){1,3}" + _STREET_WORD + r"|(?:[^\W\d_][\w'’.-]* ){0,3}"
+    + _STREET_NAMED + r")|(?:(?:[^\W\d_][\w'’.-]* ){1,3}" + _STREET_WORD + r"|(?:[^\W\d_][\w'’.-]* ){0,3}"
+    + _STREET_NAMED + r") \d{1,5}[a-z]?)(?:,.*)?)"
 )
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
