@@ -249,3 +249,113 @@ def test_manifest_signature_round_trip_on_a_plain_folder(tmp_path):
     assert verify_manifest(art, signed, key.public_key()) == signed['manifest']
     shutil.copytree(art, tmp_path / 'copy')  # same bytes elsewhere verify too
     assert verify_manifest(tmp_path / 'copy', signed, key.public_key()) == signed['manifest']
+
+
+def registry_of(d: Path):
+    """A fresh tracking store (its own SQLite file and artifacts) holding version 1 of NAME, a tiny model: what a
+    workspace points at once its tracking store was deleted, or `tracking_uri` pointed at a new server."""
+    import warnings
+    from sklearn.linear_model import LogisticRegression
+
+    ml = configure_mlflow(f'sqlite:///{d}/mlflow.db', d)
+    with warnings.catch_warnings(), ml.start_run(experiment_id=ensure_experiment(ml, 'toy', d)) as run:
+        warnings.simplefilter('ignore')
+        uri = ml.sklearn.log_model(
+            LogisticRegression().fit(*_toy()), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+    ml.register_model(uri, NAME)
+    return ml, run.info.run_id
+
+
+def _toy():
+    import pandas as pd
+
+    return pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
+
+
+@pytest.fixture
+def reset(reg, tmp_path):
+    """The module's registry's version 1 signed into a store of its own (with a trained statement, approvals and
+    monitoring lineage under its number), then the tracking store replaced by a new one whose version 1 is another."""
+    store = Store(tmp_path / 'store')
+    old = sign_model_version(reg['ml'], store, NAME, 1, reg['keys'])
+    store.put_record('attestations', f'{NAME}-1-trained', {'statement': {'version': '1', 'run_id': 'old'}})
+    store.put_record('approvals', f'{NAME}-1-staging', {'model_name': NAME, 'model_version': '1', 'step': 'staging'})
+    store.put_record('approvals', f'{NAME}-1-2-staging', {'model_name': f'{NAME}-1', 'model_version': '2'})  # other's
+    store.put_record('monitor-lineage', f'{NAME}-1', {'validation_id': 'val-old'})
+    (tmp_path / 'new').mkdir()
+    ml, run_id = registry_of(tmp_path / 'new')
+    return dict(ml=ml, run_id=run_id, store=store, old=old, log=tmp_path / 'audit.log', keys=reg['keys'])
+
+
+def test_version_1_of_a_reset_registry_is_signed_and_the_old_records_are_set_aside(reset):
+    """Review: with the workspace's store kept and its tracking store reset, the new registry's version 1 found the
+    old version 1's record under its number and signing refused it ('its artifact files changed since they were
+    signed'), at every registration. The old records are set aside, audited, and the new version is signed."""
+    ml, store, old = reset['ml'], reset['store'], reset['old']
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=reset['log'], actor='registrar')
+    assert signed['manifest']['registered']['run_id'] == reset['run_id'] != old['manifest']['registered']['run_id']
+    assert store.get_record('signatures', f'{NAME}-1') == signed
+    assert list(verified_load(ml, store, NAME, 1, reset['keys']).predict(_toy()[0])) == [0, 0, 1, 1]
+    aside = store.root / 'set-aside' / f"{NAME}-1@run-{old['manifest']['registered']['run_id']}"
+    assert json.loads((aside / 'signatures' / f'{NAME}-1.json').read_text()) == old  # kept, byte for byte the same
+    moved = sorted(p.relative_to(aside).as_posix() for p in aside.rglob('*.json'))
+    assert moved == [
+        f'approvals/{NAME}-1-staging.json',
+        f'attestations/{NAME}-1-trained.json',
+        f'monitor-lineage/{NAME}-1.json',
+        f'signatures/{NAME}-1.json',
+    ]
+    assert store.record_path('approvals', f'{NAME}-1-2-staging').is_file()  # (model toy-1's version 2: not ours)
+    (entry,) = [e for e in audit.read(reset['log']) if e['action'] == 'model.records_set_aside']
+    assert entry['subject'] == f'{NAME}/1' and entry['actor'] == 'registrar'
+    assert entry['details']['made_for_run_id'] == old['manifest']['registered']['run_id']
+    assert entry['details']['records'] == {'approvals': 1, 'attestations': 1, 'monitor-lineage': 1, 'signatures': 1}
+    assert [e['action'] for e in audit.read(reset['log'])] == ['model.records_set_aside', 'model.sign']
+
+
+def test_a_reset_registrys_version_is_still_signed_once(reset, tmp_path):
+    "Its signature is as immutable as any: signed again with another key, refused; with the same, a no-op."
+    ml, store = reset['ml'], reset['store']
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'])
+    assert sign_model_version(ml, store, NAME, 1, reset['keys']) == signed
+    ensure_keypair(tmp_path / 'k')
+    with pytest.raises(SignatureError, match='already signed with key'):
+        sign_model_version(ml, store, NAME, 1, tmp_path / 'k')
+    assert store.get_record('signatures', f'{NAME}-1') == signed
+    assert len(list((store.root / 'set-aside').iterdir())) == 1  # (set aside once: the old version's alone)
+
+
+def test_another_registrys_record_neither_verifies_nor_fails_a_version_it_was_not_made_for(reset, spy_load):
+    """Verification of the new registry's version 1 never reads the record left under its number by the old one's:
+    the version is unsigned (before, its files were compared with the old version's and 'did not match')."""
+    with pytest.raises(SignatureError) as e:
+        verified_load(reset['ml'], reset['store'], NAME, 1, reset['keys'])
+    said = str(e.value)
+    assert e.value.reason == 'unsigned' and f"models:/{NAME}/1 is unsigned" in said
+    assert f"was made for another registry's version 1 (run {reset['old']['manifest']['registered']['run_id']}" in said
+    assert spy_load == []
+
+
+def test_a_record_signed_before_records_named_their_version_is_still_read(reg, reset, tmp_path, keep_signature_tags):
+    """A workspace's records from before (no `registered` in their manifest) are told apart by their version's
+    `signature.*` tags: its own version verifies and signs again as a no-op; another registry's version 1 does not."""
+    from lifecycle.signing import made_for, signature_of
+
+    store = Store(tmp_path / 'legacy')
+    manifest = {k: v for k, v in reset['old']['manifest'].items() if k != 'registered'}
+    legacy = store.put_record('signatures', f'{NAME}-1', sign_manifest(manifest, load_private_key(reg['keys'])))
+    reg['ml'].set_tracking_uri(reg['uri'])
+    reg['ml'].set_registry_uri(reg['uri'])
+    mine = reg['ml'].MlflowClient().get_model_version(NAME, '1')
+    assert made_for(legacy, mine) and signature_of(store, NAME, 1, mine) == legacy
+    verified_path(reg['ml'], store, NAME, 1, reg['keys'])
+    assert sign_model_version(reg['ml'], store, NAME, 1, reg['keys']) == legacy  # (kept as it was signed)
+    reset['ml'].set_tracking_uri(f"sqlite:///{tmp_path}/new/mlflow.db")
+    reset['ml'].set_registry_uri(f"sqlite:///{tmp_path}/new/mlflow.db")
+    theirs = reset['ml'].MlflowClient().get_model_version(NAME, '1')
+    assert not made_for(legacy, theirs) and signature_of(store, NAME, 1, theirs) is None
+    signed = sign_model_version(reset['ml'], store, NAME, 1, reg['keys'])
+    assert signed['manifest']['registered']['run_id'] == reset['run_id']
+    aside = store.root / 'set-aside' / f"{NAME}-1@manifest-{manifest['manifest_hash'][:16]}"
+    assert json.loads((aside / 'signatures' / f'{NAME}-1.json').read_text()) == legacy

@@ -401,8 +401,10 @@ def _registered_from(ws: Workspace, name: str, validation_id: str):
     """The version of `name` registered already from validation `validation_id`, unsigned or signed with the
     workspace's signing key now (a run killed before its register stage ended), or None: registering it again would
     make a second version of one model, and leave `dev` perhaps on the first. One signed with another key (rotated,
-    or revoked) is not taken up: registering again makes another, which the key now signs."""
-    from lifecycle.model.signing import SIGNATURE_KIND, key_id, load_private_key
+    or revoked) is not taken up: registering again makes another, which the key now signs. A signature record kept
+    under its number for another registry's version (the tracking store reset or swapped) is not its: signing sets
+    that record aside."""
+    from lifecycle.model.signing import key_id, load_private_key, signature_of
 
     try:
         versions = ws.client.search_model_versions(f"name='{name}'")
@@ -418,11 +420,9 @@ def _registered_from(ws: Workspace, name: str, validation_id: str):
     except Exception:  # (no key yet: what a key signed is none of its)
         now = None
 
-    def ours(v) -> bool:
-        rid = f'{name}-{v.version}'
-        return not ws.store.record_path(SIGNATURE_KIND, rid).exists() or (
-            ws.store.get_record(SIGNATURE_KIND, rid).get('key_id') == now
-        )
+    def ours(v) -> bool:  # (a record under its number made for another registry's version is none of its)
+        signed = signature_of(ws.store, name, v.version, v)
+        return signed is None or signed.get('key_id') == now
 
     found = [v for v in versions if v.tags.get('validation_id') == validation_id and ours(v)]
     return min(found, key=lambda v: int(v.version)) if found else None

@@ -7,6 +7,7 @@ loads it until both check out."""
 from __future__ import annotations
 import base64
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -16,12 +17,13 @@ from ..core import audit
 from ..core.names import _withheld_in, shown_path
 
 # %% auto #0
-__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'TRUST_SIGNING', 'TRUST_REVOKED',
+__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'SET_ASIDE', 'TRUST_SIGNING', 'TRUST_REVOKED',
            'SigningKeyError', 'key_id', 'load_private_key', 'load_public_key', 'ensure_keypair', 'artifact_manifest',
-           'SignatureError', 'sign_manifest', 'verify_manifest', 'sign_model_version', 'public_pin', 'key_from_pin',
-           'workspace_of', 'trusted_keys', 'ensure_signing_key', 'rotate_signing_key', 'revoke_signing_key',
-           'person_name', 'person_key_path', 'new_person_key', 'load_person_key', 'sign_statement', 'verify_statement',
-           'attest_training', 'is_signed', 'verified_path', 'trusted_signer', 'verified_load', 'verified_sklearn']
+           'SignatureError', 'sign_manifest', 'verify_manifest', 'sign_model_version', 'made_for', 'signature_of',
+           'public_pin', 'key_from_pin', 'workspace_of', 'trusted_keys', 'ensure_signing_key', 'rotate_signing_key',
+           'revoke_signing_key', 'person_name', 'person_key_path', 'new_person_key', 'load_person_key',
+           'sign_statement', 'verify_statement', 'attest_training', 'is_signed', 'verified_path', 'trusted_signer',
+           'verified_load', 'verified_sklearn']
 
 # %% ../../nbs/api/model/03_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
@@ -290,11 +292,24 @@ def sign_model_version(
     audit_path: str | Path | None = None,
     actor: str | None = None,
 ) -> dict:
-    "Sign a registered version's artifact manifest; store it as an immutable record and tag the version with it."
+    """Sign a registered version's artifact manifest; store it as an immutable record and tag the version with it.
+    The manifest names the registry version it was made for (`_registered`: its run and registration time), so a
+    record kept under the same number for another registry's version (the tracking store reset or swapped) is told
+    apart: it is set aside (`_set_aside`, audited), never taken as this version's, never overwritten. For this very
+    version a signature stays immutable: other files, or another key, are refused."""
     version, subject, key = str(version), _subject(name, version), load_private_key(key_dir)
     with tempfile.TemporaryDirectory(prefix='lifecycle-sign-') as tmp:
         manifest = {**artifact_manifest(_download(mlflow, name, version, Path(tmp) / 'model')), 'subject': subject}
-    signed, rid = sign_manifest(manifest, key), f'{name}-{version}'
+    client, rid = mlflow.MlflowClient(), f'{name}-{version}'
+    mv = client.get_model_version(name, version)
+    manifest['registered'] = _registered(mv)
+    if store.record_path(SIGNATURE_KIND, rid).exists():
+        old = store.get_record(SIGNATURE_KIND, rid)
+        if not made_for(old, mv):
+            _set_aside(store, name, version, old, audit_path, actor)
+        elif 'registered' not in (old.get('manifest') or {}):  # (signed before records named their version: compared
+            manifest.pop('registered')  # as it was signed, and kept as it is)
+    signed = sign_manifest(manifest, key)
     if store.record_path(SIGNATURE_KIND, rid).exists():
         old = store.get_record(SIGNATURE_KIND, rid)
         if old.get('key_id') != signed['key_id']:
@@ -311,7 +326,6 @@ def sign_model_version(
                 reason='files',
             )
     store.put_record(SIGNATURE_KIND, rid, signed)
-    client = mlflow.MlflowClient()
     client.set_model_version_tag(name, version, 'signature.manifest_sha256', manifest['manifest_hash'])
     client.set_model_version_tag(name, version, 'signature.key_id', signed['key_id'])
     if audit_path is not None:
@@ -326,6 +340,117 @@ def sign_model_version(
             files=len(manifest['files']),
         )
     return signed
+
+
+def _registered(mv) -> dict:
+    """What tells a registry's version apart from another registry's version of the same number (the tracking store
+    reset or swapped, or the model deleted and made again): the run it was registered from and when (ms)."""
+    return {'run_id': str(mv.run_id or ''), 'created_ms': int(mv.creation_timestamp or 0)}
+
+
+def made_for(signed: dict | None, mv) -> bool:
+    """Whether signature record `signed` was made for registry version `mv` (an MLflow `ModelVersion`): its manifest
+    names `mv`'s run and registration time; a record signed before manifests named them, by `mv`'s `signature.*`
+    tags, which signing set to its manifest hash and key (another registry's version has none, or others)."""
+    manifest = (signed or {}).get('manifest') or {}
+    if 'registered' in manifest:
+        return manifest['registered'] == _registered(mv)
+    tags = getattr(mv, 'tags', None) or {}
+    return bool(manifest.get('manifest_hash')) and (
+        tags.get('signature.manifest_sha256'),
+        tags.get('signature.key_id'),
+    ) == (manifest.get('manifest_hash'), (signed or {}).get('key_id'))
+
+
+SET_ASIDE = 'set-aside'  # <store>/set-aside/<name>-<version>@<origin>/<kind>/<record>.json: records of another registry
+_NUMBERED = ('attestations', 'monitor-lineage', 'approvals')  # kinds kept under a version's number, besides signatures
+
+
+def _origin(old: dict) -> str:
+    "The registry version a set-aside signature record was made for, as a folder name: its run, else its manifest."
+    made = (old.get('manifest') or {}).get('registered') or {}
+    if made.get('run_id'):
+        return f"run-{made['run_id']}"
+    return f"manifest-{str((old.get('manifest') or {}).get('manifest_hash') or 'unknown')[:16]}"
+
+
+def _numbered(store: Store, name: str, version: str) -> list[tuple[str, Path]]:
+    """The records kept under version number `version` of `name`, by kind: its trained statement, monitoring lineage
+    and approvals (each approval whose content names this version: `m-1-...` is model `m-1`'s too), its signature
+    last."""
+    version, found = str(version), []
+    for kind in _NUMBERED:
+        d = store.root / 'records' / kind
+        if kind != 'approvals':
+            p = store.record_path(kind, f'{name}-{version}' + ('-trained' if kind == 'attestations' else ''))
+            found += [(kind, p)] if p.is_file() else []
+            continue
+        for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+            if not p.stem.startswith(f'{name}-{version}-'):
+                continue
+            try:
+                rec = json.loads(p.read_text(encoding='utf-8'))
+            except (OSError, ValueError):
+                continue  # (damaged: not read as this version's; its readers name it)
+            if isinstance(rec, dict) and (rec.get('model_name'), str(rec.get('model_version'))) == (name, version):
+                found.append((kind, p))
+    return [*found, (SIGNATURE_KIND, store.record_path(SIGNATURE_KIND, f'{name}-{version}'))]
+
+
+def _set_aside(store: Store, name: str, version: str, old: dict, audit_path, actor: str | None) -> Path:
+    """Move the records kept under number `version` of `name` that were made for another registry's version (`old`,
+    its signature record, is not `made_for` the registry's version now) into `<store>/set-aside/<name>-<version>@<its
+    run>/`: nothing deleted, none of them read as the new version's. Audited first (`model.records_set_aside`), the
+    signature moved last: a process killed inside leaves it in place, and the next signing finishes the move."""
+    folder = store.root / SET_ASIDE / f'{name}-{version}@{_origin(old)}'
+    moves = _numbered(store, name, version)
+    made = (old.get('manifest') or {}).get('registered') or {}
+    if audit_path is not None:
+        audit.append(
+            audit_path,
+            'model.records_set_aside',
+            f'{name}/{version}',
+            reason=(
+                f"the registry's version {version} of {name} is not the one these records were made for (the "
+                "tracking store was reset or swapped, or the model deleted and made again): kept aside, not used"
+            ),
+            actor=actor,
+            folder=str(folder),
+            records={k: sum(1 for kind, _ in moves if kind == k) for k in dict.fromkeys(k for k, _ in moves)},
+            made_for_run_id=made.get('run_id'),
+            key_id=old.get('key_id'),
+            manifest_hash=(old.get('manifest') or {}).get('manifest_hash'),
+        )
+    for kind, p in moves:
+        dest = folder / kind / p.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while dest.exists():  # (never over one set aside before)
+            dest, n = folder / kind / f'{p.stem}.{n}{p.suffix}', n + 1
+        os.replace(p, dest)
+    return folder
+
+
+def signature_of(store: Store, name: str, version, mv) -> dict | None:
+    """The signature record of registry version `mv` of `name`: None when the store holds none under its number, or
+    only one made for another registry's version of that number (`made_for`). What readers use who hold the version."""
+    rid = f'{name}-{version}'
+    if not store.record_path(SIGNATURE_KIND, rid).exists():
+        return None
+    signed = store.get_record(SIGNATURE_KIND, rid)
+    return signed if made_for(signed, mv) else None
+
+
+def _foreign_text(store: Store, name: str, version, signed: dict) -> str:
+    "Why a version is unsigned when its number's signature record was made for another registry's version."
+    made = (signed.get('manifest') or {}).get('registered') or {}
+    whose = f"run {made['run_id']}" if made.get('run_id') else 'a version this registry does not hold'
+    return (
+        f"{_subject(name, version)} is unsigned: the signature record {name}-{version} in {store.root} was made for "
+        f"another registry's version {version} ({whose}; the tracking store was reset or swapped, or the model "
+        "deleted and made again), not for this one; refusing to load it. Register it again (`lifecycle run`): "
+        f"signing sets that record aside in {store.root / SET_ASIDE}"
+    )
 
 # %% ../../nbs/api/model/03_signing.ipynb #fa7509f5
 TRUST_SIGNING, TRUST_REVOKED = 'model_signing', 'revoked'
@@ -719,7 +844,8 @@ def is_signed(store: Store, name: str, version) -> bool:
 
 
 def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path, dst: str | Path | None = None) -> Path:
-    "Download a registered version, verify its files against its signed manifest, and return the verified folder."
+    """Download a registered version, verify its files against its signed manifest, and return the verified folder. A
+    record under its number made for another registry's version (`made_for`) is no signature of it: unsigned."""
     version, subject = str(version), _subject(name, version)
     try:
         signed = store.get_record(SIGNATURE_KIND, f'{name}-{version}')
@@ -729,6 +855,9 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
             "load it (versions are signed at registration with sign_model_version)",
             reason='unsigned',
         ) from None
+    mv = mlflow.MlflowClient().get_model_version(name, version)
+    if (signed.get('manifest') or {}).get('subject') == subject and not made_for(signed, mv):
+        raise SignatureError(_foreign_text(store, name, version, signed), reason='unsigned')
     public_key = trusted_signer(store, key_dir, signed, subject)
     owned = dst is None
     target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)

@@ -463,21 +463,28 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
     `SigningKeyError` for a version whose key was not revoked, `SignatureError` for an unsigned one (nothing to
     register again)."""
     name, version = rp.model_name, str(version)
-    rid = f'{name}-{version}'
     if not signing.is_signed(ws.store, name, version):
         raise signing.SignatureError(
             f"models:/{name}/{version} has no signature record in {ws.store.root}: no version {version} of {name} was "
             "signed in this workspace, so there is nothing to register again",
             reason='unsigned',
         )
-    signed = ws.store.get_record(signing.SIGNATURE_KIND, rid)
+    signed = ws.store.get_record(signing.SIGNATURE_KIND, f'{name}-{version}')
     kid = str(signed.get('key_id'))
+    mv = _registry_version(ws, name, version, f'after key {kid} signed it')
+    if not signing.made_for(signed, mv):  # (its number's record is another registry's version's, its run not this one)
+        raise signing.SignatureError(
+            f"models:/{name}/{version}: the signature record {name}-{version} in {ws.store.root} was made for another "
+            f"registry's version {version} (the tracking store was reset or swapped), not for the registry's version "
+            f"{version} now, so there is nothing of it to register again; `lifecycle run` registers a new version",
+            reason='unsigned',
+        )
     if kid not in signing.trusted_keys(ws.store, ws.key_dir)[1]:
         raise signing.SigningKeyError(
             f"models:/{name}/{version} is signed with key {kid}, which is not revoked: it loads as it is; only a "
             "version a revoked key signed is registered again"
         )
-    vid = _validation_of(ws, name, version, kid)
+    vid = mv.tags.get('validation_id')
     return register(
         ws,
         rp,
@@ -489,21 +496,21 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
     )
 
 
-def _validation_of(ws: Workspace, name: str, version: str, kid: str) -> str | None:
-    """The validation `name` `version` was registered from (its registry tag): `RegistryError` naming what the registry
-    holds when the version left it since `kid` signed it (MLflow's own traceback before), `RegistryUnavailable` when
-    the registry cannot answer now."""
+def _registry_version(ws: Workspace, name: str, version: str, since: str):
+    """The registry's version `version` of `name` (an MLflow `ModelVersion`, its tags naming the validation it was
+    registered from): `RegistryError` naming what the registry holds when it left the registry `since` (MLflow's own
+    traceback before), `RegistryUnavailable` when the registry cannot answer now."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return ws.client.get_model_version(name, version).tags.get('validation_id')
+        return ws.client.get_model_version(name, version)
     except MlflowException as e:
         if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
             raise registry.RegistryUnavailable(
                 f"the model registry could not return {name} version {version} ({e.error_code}): try again"
             ) from None
         raise registry.RegistryError(
-            f"{registry.missing_version(ws.client, name, version)}: it left the registry after key {kid} signed it, so"
+            f"{registry.missing_version(ws.client, name, version)}: it left the registry {since}, so"
             " its run and validation cannot be found from it; nothing is registered again (`lifecycle run` registers"
             " a new version)"
         ) from None
