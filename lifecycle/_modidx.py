@@ -4516,6 +4516,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._provider_error': ( 'api/serve/server.html#server._provider_error',
                                                                                            'lifecycle/serve/server.py'),
+                                        'lifecycle.serve.server.Server._record_key': ( 'api/serve/server.html#server._record_key',
+                                                                                       'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._vet': ( 'api/serve/server.html#server._vet',
                                                                                 'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server.admin_problem': ( 'api/serve/server.html#server.admin_problem',

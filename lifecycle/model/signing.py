@@ -205,8 +205,12 @@ def _short(f: dict) -> str:
     return f"sha256 {f['sha256'][:12]}…, {f['size']} bytes"
 
 
-def verify_manifest(folder: str | Path, signed: dict | None, public_key, subject: str | None = None) -> dict:
-    "Check `signed` against the trusted `public_key` (and `subject`), then the files in `folder`; return the manifest."
+def verify_manifest(
+    folder: str | Path, signed: dict | None, public_key, subject: str | None = None, *, version=None
+) -> dict:
+    """Check `signed` against the trusted `public_key` (and `subject`, and the registry's `version`, an MLflow
+    `ModelVersion`: a record `made_for` another registry's version of its number is no signature of it), then the
+    files in `folder`; return the manifest."""
     from cryptography.exceptions import InvalidSignature
 
     if not signed or not signed.get('signature'):
@@ -246,6 +250,8 @@ def verify_manifest(folder: str | Path, signed: dict | None, public_key, subject
         raise SignatureError(
             f"{folder}: the signature was made for {manifest.get('subject')!r}, not for {subject!r}", reason='subject'
         )
+    if version is not None and not made_for(signed, version):  # (its content trusted only once its signature held)
+        raise SignatureError(_foreign_text(folder, subject or manifest.get('subject'), signed), reason='unsigned')
     have = artifact_manifest(folder)['files']
     changed = sorted(p for p in want.keys() & have.keys() if want[p] != have[p])
     added, removed = sorted(have.keys() - want.keys()), sorted(want.keys() - have.keys())
@@ -441,15 +447,15 @@ def signature_of(store: Store, name: str, version, mv) -> dict | None:
     return signed if made_for(signed, mv) else None
 
 
-def _foreign_text(store: Store, name: str, version, signed: dict) -> str:
-    "Why a version is unsigned when its number's signature record was made for another registry's version."
+def _foreign_text(folder, subject: str, signed: dict) -> str:
+    "Why a version is unsigned when the signature record under its number was made for another registry's version."
     made = (signed.get('manifest') or {}).get('registered') or {}
     whose = f"run {made['run_id']}" if made.get('run_id') else 'a version this registry does not hold'
     return (
-        f"{_subject(name, version)} is unsigned: the signature record {name}-{version} in {store.root} was made for "
-        f"another registry's version {version} ({whose}; the tracking store was reset or swapped, or the model "
-        "deleted and made again), not for this one; refusing to load it. Register it again (`lifecycle run`): "
-        f"signing sets that record aside in {store.root / SET_ASIDE}"
+        f"{subject} is unsigned: the signature record kept under its number was made for another registry's version "
+        f"of that number ({whose}; the tracking store was reset or swapped, or the model deleted and made again), not "
+        f"for this one; refusing to load it from {folder}. Register it again (`lifecycle run`): signing sets that "
+        f"record aside, in the store's {SET_ASIDE}/ folder"
     )
 
 # %% ../../nbs/api/model/03_signing.ipynb #fa7509f5
@@ -855,16 +861,14 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
             "load it (versions are signed at registration with sign_model_version)",
             reason='unsigned',
         ) from None
-    mv = mlflow.MlflowClient().get_model_version(name, version)
-    if (signed.get('manifest') or {}).get('subject') == subject and not made_for(signed, mv):
-        raise SignatureError(_foreign_text(store, name, version, signed), reason='unsigned')
     public_key = trusted_signer(store, key_dir, signed, subject)
+    mv = mlflow.MlflowClient().get_model_version(name, version)
     owned = dst is None
     target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
     try:
         path = _download(mlflow, name, version, target)
         try:
-            verify_manifest(path, signed, public_key, subject)
+            verify_manifest(path, signed, public_key, subject, version=mv)
         except SignatureError as e:  # (named where the files are stored, not by the copy just made: review AH)
             where = _stored_at(mlflow, name, version)
             raise SignatureError(
