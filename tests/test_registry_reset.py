@@ -8,11 +8,10 @@ import shutil
 import pytest
 from conftest import TRAINER, cli, cli_json
 
-pytestmark = pytest.mark.slow
-
 MODEL = 'arrests-release'
 
 
+@pytest.mark.slow
 def test_a_workspace_whose_tracking_store_was_reset_registers_signs_and_releases_again(trained):
     """Review: after the tracking database was deleted, every `lifecycle run` stopped at register ("models:/...1: its
     artifact files changed since they were signed ... register a new version from a trusted run"), and running it
@@ -55,3 +54,31 @@ def test_a_workspace_whose_tracking_store_was_reset_registers_signs_and_releases
     r, again = cli_json(trained, 'keys', 'reregister', MODEL, '1', '--reason', 'after the reset')
     assert r.returncode == 0, r.stderr
     assert again['model_version'] == '2' and again['signing_key'] == rotated['key_id']
+
+
+def test_a_running_server_judges_the_key_it_verified_a_version_with_not_a_later_record_under_its_number(
+    tiny_template, tmp_path
+):
+    """A server checks at each look whether the keys of the versions it serves were revoked since. It judged the record
+    under the version's number as it stands then: once the tracking store was reset and that number registered and
+    signed again, another registry's version's key. It judges the key the loaded version was verified with."""
+    from conftest import copy_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.server import Server
+
+    ws = Workspace.open(copy_workspace(tiny_template, tmp_path / 'ws'))
+    srv = Server(ws)
+    try:
+        srv.gate.stop()  # (its thread would race this test's own look)
+        assert '1' in srv.gate.live.models and srv._distrusted('1') == ''
+        rec = ws.store.record_path('signatures', f'{MODEL}-1')  # now another registry's version 1's, by another key
+        rec.chmod(0o644)
+        rec.write_text(json.dumps({**json.loads(rec.read_text()), 'key_id': '0123456789abcdef'}))
+        assert srv._distrusted('1') == ''
+        fresh = Server(ws)  # (a new load judges the record it verifies: refused)
+        try:
+            assert '1' not in fresh.gate.live.models and 'does not trust' in fresh.not_ready(), fresh.not_ready()
+        finally:
+            fresh.close()
+    finally:
+        srv.close()

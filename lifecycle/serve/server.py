@@ -62,6 +62,7 @@ class Server:
         self._busy_at_start = False  # the registry could not say which version to deploy: tried again (below)
         self._closed = threading.Event()
         self.model_name = params['register'].model_name  # what it serves (flags routing another one are refused)
+        self._signed_by: dict[str, str] = {}  # loaded version -> the key its verified signature was made with
         if not fl.spec_path(s).exists():
             self.unready = self._first_flags(declared)
         if fl.spec_path(s).exists():
@@ -223,6 +224,7 @@ class Server:
         else:
             check_version_aliases(self.s.mlflow.MlflowClient(), self.s.audit_path, self.model_name, version)
             m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
+            self._signed_by[version] = self._record_key(version)
         undeclared = [c for c in m.columns if c not in self.columns]
         if undeclared:  # (its values would be neither checked nor masked, and logged as they came)
             raise UndeclaredInputs(
@@ -236,17 +238,25 @@ class Server:
         )
         return m
 
+    def _record_key(self, version: str) -> str | None:
+        "The key id of the signature record kept under `version`'s number now (just verified, when called on a load)."
+        from lifecycle.model.signing import SIGNATURE_KIND
+
+        return self.s.store.get_record(SIGNATURE_KIND, f'{self.model_name}-{version}').get('key_id')
+
     def _distrusted(self, version: str) -> str:
         """Why loaded `version`'s signing key is no longer trusted (revoked since it was loaded), else '' (also when its
-        signature record cannot be read now: a look that fails is no verdict, its next load judges it)."""
-        from lifecycle.model.signing import SIGNATURE_KIND, SignatureError, trusted_signer
+        signature record cannot be read now: a look that fails is no verdict, its next load judges it). The key is the
+        one its signature was verified with at its load: the record under its number now may be another registry's
+        version's (the tracking store reset or swapped since, and that number registered and signed again)."""
+        from lifecycle.model.signing import SignatureError, trusted_signer
 
         subject = f'models:/{self.model_name}/{version}'
         try:
             if self.bundle:
                 signed = json.loads((Path(self.s.root) / 'signature.json').read_text(encoding='utf-8'))
             else:
-                signed = self.s.store.get_record(SIGNATURE_KIND, f'{self.model_name}-{version}')
+                signed = {'key_id': self._signed_by.get(version) or self._record_key(version)}
             trusted_signer(self.s.store, self.s.key_dir, signed, subject)
         except SignatureError as e:
             return str(e)
