@@ -310,6 +310,7 @@ def test_version_1_of_a_reset_registry_is_signed_and_the_old_records_are_set_asi
     (entry,) = [e for e in audit.read(reset['log']) if e['action'] == 'model.records_set_aside']
     assert entry['subject'] == f'{NAME}/1' and entry['actor'] == 'registrar'
     assert entry['details']['made_for_run_id'] == old['manifest']['registered']['run_id']
+    assert entry['details']['folder'] == aside.relative_to(store.root).as_posix()  # (no home folder's name)
     assert entry['details']['records'] == {'approvals': 1, 'attestations': 1, 'monitor-lineage': 1, 'signatures': 1}
     assert [e['action'] for e in audit.read(reset['log'])] == ['model.records_set_aside', 'model.sign']
 

@@ -421,7 +421,7 @@ def _set_aside(store: Store, name: str, version: str, old: dict, audit_path, act
                 "tracking store was reset or swapped, or the model deleted and made again): kept aside, not used"
             ),
             actor=actor,
-            folder=str(folder),
+            folder=str(folder.relative_to(store.root)),  # (within the store: no home folder's name)
             records={k: sum(1 for kind, _ in moves if kind == k) for k in dict.fromkeys(k for k, _ in moves)},
             made_for_run_id=made.get('run_id'),
             key_id=old.get('key_id'),
