@@ -7,6 +7,7 @@ import json
 import shutil
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import unquote, urlparse
 import pytest
 from lifecycle import audit
@@ -339,25 +340,49 @@ def test_another_registrys_record_neither_verifies_nor_fails_a_version_it_was_no
     assert spy_load == []
 
 
-def test_a_record_signed_before_records_named_their_version_is_still_read(reg, reset, tmp_path, keep_signature_tags):
-    """A workspace's records from before (no `registered` in their manifest) are told apart by their version's
-    `signature.*` tags: its own version verifies and signs again as a no-op; another registry's version 1 does not."""
+def test_a_record_signed_before_records_named_their_version_is_judged_by_the_audit_log(reg, reset, tmp_path):
+    """A workspace's records from before (no `registered` in their manifest) are another registry's version's only where
+    the audit log says so: signed before that number was registered from the version's run. Where it cannot say, the
+    record is the version's (its files judge it, as before); the registry's tags, which anyone may edit, go unasked."""
     from lifecycle.signing import made_for, signature_of
 
-    store = Store(tmp_path / 'legacy')
+    store, log = Store(tmp_path / 'legacy'), tmp_path / 'legacy.log'
     manifest = {k: v for k, v in reset['old']['manifest'].items() if k != 'registered'}
-    legacy = store.put_record('signatures', f'{NAME}-1', sign_manifest(manifest, load_private_key(reg['keys'])))
-    reg['ml'].set_tracking_uri(reg['uri'])
-    reg['ml'].set_registry_uri(reg['uri'])
-    mine = reg['ml'].MlflowClient().get_model_version(NAME, '1')
-    assert made_for(legacy, mine) and signature_of(store, NAME, 1, mine) == legacy
-    verified_path(reg['ml'], store, NAME, 1, reg['keys'])
-    assert sign_model_version(reg['ml'], store, NAME, 1, reg['keys']) == legacy  # (kept as it was signed)
-    reset['ml'].set_tracking_uri(f"sqlite:///{tmp_path}/new/mlflow.db")
-    reset['ml'].set_registry_uri(f"sqlite:///{tmp_path}/new/mlflow.db")
-    theirs = reset['ml'].MlflowClient().get_model_version(NAME, '1')
-    assert not made_for(legacy, theirs) and signature_of(store, NAME, 1, theirs) is None
-    signed = sign_model_version(reset['ml'], store, NAME, 1, reg['keys'])
+    legacy = sign_manifest(manifest, load_private_key(reg['keys']))
+    store.put_record('signatures', f'{NAME}-1', legacy)
+    old_run = reset['old']['manifest']['registered']['run_id']
+    audit.append(log, 'model.register', f'{NAME}/1', reason='r', mlflow_run_id=old_run)
+    audit.append(log, 'model.sign', f'{NAME}/1', reason='s', manifest_hash=manifest['manifest_hash'])
+    theirs = reset['ml'].MlflowClient().get_model_version(NAME, '1')  # (the new registry's version 1)
+    assert made_for(legacy, theirs) and made_for(legacy, theirs, log)  # (no log; no registration of its run in it)
+    audit.append(log, 'model.register', f'{NAME}/1', reason='after the reset', mlflow_run_id=reset['run_id'])
+    assert not made_for(legacy, theirs, log) and signature_of(store, NAME, 1, theirs, log) is None
+    signed = sign_model_version(reset['ml'], store, NAME, 1, reg['keys'], audit_path=log)
     assert signed['manifest']['registered']['run_id'] == reset['run_id']
     aside = store.root / 'set-aside' / f"{NAME}-1@manifest-{manifest['manifest_hash'][:16]}"
     assert json.loads((aside / 'signatures' / f'{NAME}-1.json').read_text()) == legacy
+
+    reg['ml'].set_tracking_uri(reg['uri'])  # the old registry's version 1: the record is its own
+    reg['ml'].set_registry_uri(reg['uri'])
+    mine = reg['ml'].MlflowClient().get_model_version(NAME, '1')
+    untagged = SimpleNamespace(run_id=mine.run_id, creation_timestamp=mine.creation_timestamp, tags={})
+    assert made_for(legacy, mine, log) and made_for(legacy, untagged, log)  # (its tags edited away: still its own)
+    own = Store(tmp_path / 'own')
+    own.put_record('signatures', f'{NAME}-1', legacy)
+    verified_path(reg['ml'], own, NAME, 1, reg['keys'])
+    assert sign_model_version(reg['ml'], own, NAME, 1, reg['keys'], audit_path=log) == legacy  # (kept as signed)
+
+
+def test_a_record_claiming_another_registrys_version_is_set_aside_only_if_its_signature_holds(reset):
+    """Files changed after their version was signed are never signed again under cover of its record: one edited to
+    say it was made for another registry's version is refused, naming it, and nothing is moved or signed."""
+    ml, store = reset['ml'], reset['store']
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'])
+    p = store.record_path('signatures', f'{NAME}-1')
+    forged = {**signed, 'manifest': {**signed['manifest'], 'registered': {'run_id': 'elsewhere', 'created_ms': 1}}}
+    p.chmod(0o644)
+    p.write_text(json.dumps(forged))
+    with pytest.raises(SignatureError, match='cannot be trusted to say so') as e:
+        sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=reset['log'])
+    assert e.value.reason == 'signature' and str(p) in str(e.value)
+    assert json.loads(p.read_text()) == forged and len(list((store.root / 'set-aside').iterdir())) == 1

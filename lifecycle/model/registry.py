@@ -421,7 +421,7 @@ def _registered_from(ws: Workspace, name: str, validation_id: str):
         now = None
 
     def ours(v) -> bool:  # (a record under its number made for another registry's version is none of its)
-        signed = signature_of(ws.store, name, v.version, v)
+        signed = signature_of(ws.store, name, v.version, v, ws.audit_path)
         return signed is None or signed.get('key_id') == now
 
     found = [v for v in versions if v.tags.get('validation_id') == validation_id and ours(v)]

@@ -206,11 +206,11 @@ def _short(f: dict) -> str:
 
 
 def verify_manifest(
-    folder: str | Path, signed: dict | None, public_key, subject: str | None = None, *, version=None
+    folder: str | Path, signed: dict | None, public_key, subject: str | None = None, *, version=None, audit_path=None
 ) -> dict:
     """Check `signed` against the trusted `public_key` (and `subject`, and the registry's `version`, an MLflow
-    `ModelVersion`: a record `made_for` another registry's version of its number is no signature of it), then the
-    files in `folder`; return the manifest."""
+    `ModelVersion`: a record `made_for` another registry's version of its number, by its manifest or the audit log at
+    `audit_path`, is no signature of it), then the files in `folder`; return the manifest."""
     from cryptography.exceptions import InvalidSignature
 
     if not signed or not signed.get('signature'):
@@ -250,7 +250,7 @@ def verify_manifest(
         raise SignatureError(
             f"{folder}: the signature was made for {manifest.get('subject')!r}, not for {subject!r}", reason='subject'
         )
-    if version is not None and not made_for(signed, version):  # (its content trusted only once its signature held)
+    if version is not None and not made_for(signed, version, audit_path):  # (read once its signature held)
         raise SignatureError(_foreign_text(folder, subject or manifest.get('subject'), signed), reason='unsigned')
     have = artifact_manifest(folder)['files']
     changed = sorted(p for p in want.keys() & have.keys() if want[p] != have[p])
@@ -311,7 +311,8 @@ def sign_model_version(
     manifest['registered'] = _registered(mv)
     if store.record_path(SIGNATURE_KIND, rid).exists():
         old = store.get_record(SIGNATURE_KIND, rid)
-        if not made_for(old, mv):
+        if not made_for(old, mv, _audit_of(store, audit_path)):
+            _authentic(store, key_dir, old, subject, mv, store.record_path(SIGNATURE_KIND, rid))
             _set_aside(store, name, version, old, audit_path, actor)
         elif 'registered' not in (old.get('manifest') or {}):  # (signed before records named their version: compared
             manifest.pop('registered')  # as it was signed, and kept as it is)
@@ -354,18 +355,63 @@ def _registered(mv) -> dict:
     return {'run_id': str(mv.run_id or ''), 'created_ms': int(mv.creation_timestamp or 0)}
 
 
-def made_for(signed: dict | None, mv) -> bool:
+def made_for(signed: dict | None, mv, audit_path=None) -> bool:
     """Whether signature record `signed` was made for registry version `mv` (an MLflow `ModelVersion`): its manifest
-    names `mv`'s run and registration time; a record signed before manifests named them, by `mv`'s `signature.*`
-    tags, which signing set to its manifest hash and key (another registry's version has none, or others)."""
+    names `mv`'s run and registration time. A record signed before manifests named them is another registry's version's
+    only where the audit log `audit_path` says so (its `model.sign` entry, by its manifest hash, comes before the
+    `model.register` entry of `mv`'s run under that number); where it cannot say, it is read as `mv`'s, its files then
+    judged as before. The registry's own tags are never asked: anyone with access to the registry may edit them."""
     manifest = (signed or {}).get('manifest') or {}
     if 'registered' in manifest:
         return manifest['registered'] == _registered(mv)
-    tags = getattr(mv, 'tags', None) or {}
-    return bool(manifest.get('manifest_hash')) and (
-        tags.get('signature.manifest_sha256'),
-        tags.get('signature.key_id'),
-    ) == (manifest.get('manifest_hash'), (signed or {}).get('key_id'))
+    subject = str(manifest.get('subject') or '').removeprefix('models:/')
+    return not _signed_before(audit_path, subject, manifest.get('manifest_hash'), str(mv.run_id or ''))
+
+
+def _signed_before(audit_path, subject: str, manifest_hash, run_id: str) -> bool:
+    """Whether the audit log at `audit_path` signed `manifest_hash` for `subject` (`name/version`) before the last
+    registration of that number from run `run_id`: the record was another registry's version's (False where the log,
+    or its details, cannot say)."""
+    if audit_path is None or not manifest_hash or not run_id or not Path(audit_path).is_file():
+        return False
+    signed_at = registered_at = None
+    for e in sorted(audit.read_cached(audit_path), key=lambda e: e['seq']):
+        d = e.get('details') or {}
+        if e.get('subject') != subject:
+            continue
+        if e.get('action') == 'model.sign' and d.get('manifest_hash') == manifest_hash:
+            signed_at = e['seq']
+        elif e.get('action') == 'model.register' and d.get('mlflow_run_id') == run_id:
+            registered_at = e['seq']
+    return signed_at is not None and registered_at is not None and signed_at < registered_at
+
+
+def _audit_of(store: Store, audit_path=None):
+    "The audit log to judge a store's records by: `audit_path`, else that of the workspace holding `store` (or None)."
+    if audit_path is not None:
+        return audit_path
+    s = workspace_of(store)
+    return s.audit_path if s else None
+
+
+def _authentic(store: Store, key_dir, old: dict, subject: str, mv, path: Path) -> None:
+    """Refuse, naming the record, to set aside `old` (the record under `subject`'s number, which says it was made for
+    another registry's version) unless its signature holds under a trusted key: only then is what it says of itself
+    true, and files changed since this version was signed are never signed again under cover of it."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        public_key = trusted_signer(store, key_dir, old, subject)
+        public_key.verify(base64.b64decode(old['signature'], validate=True), canonical_json(old['manifest']).encode())
+    except (SignatureError, InvalidSignature, KeyError, ValueError, TypeError) as e:
+        why = str(e) if isinstance(e, SignatureError) else 'its signature does not match its manifest'
+        raise SignatureError(
+            f"{subject}: the signature record {path} says it was made for another registry's version of that number "
+            f"(this one was registered from run {mv.run_id}), but it cannot be trusted to say so ({why}); refusing to "
+            "set it aside and sign this version. If the tracking store was reset, move that file out of the records "
+            "folder by hand, then register again",
+            reason='signature',
+        ) from None
 
 
 SET_ASIDE = 'set-aside'  # <store>/set-aside/<name>-<version>@<origin>/<kind>/<record>.json: records of another registry
@@ -437,14 +483,15 @@ def _set_aside(store: Store, name: str, version: str, old: dict, audit_path, act
     return folder
 
 
-def signature_of(store: Store, name: str, version, mv) -> dict | None:
+def signature_of(store: Store, name: str, version, mv, audit_path=None) -> dict | None:
     """The signature record of registry version `mv` of `name`: None when the store holds none under its number, or
-    only one made for another registry's version of that number (`made_for`). What readers use who hold the version."""
+    only one made for another registry's version of that number (`made_for`, by `audit_path` or the store's
+    workspace's audit log). What readers use who hold the version."""
     rid = f'{name}-{version}'
     if not store.record_path(SIGNATURE_KIND, rid).exists():
         return None
     signed = store.get_record(SIGNATURE_KIND, rid)
-    return signed if made_for(signed, mv) else None
+    return signed if made_for(signed, mv, _audit_of(store, audit_path)) else None
 
 
 def _foreign_text(folder, subject: str, signed: dict) -> str:
@@ -868,7 +915,7 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
     try:
         path = _download(mlflow, name, version, target)
         try:
-            verify_manifest(path, signed, public_key, subject, version=mv)
+            verify_manifest(path, signed, public_key, subject, version=mv, audit_path=_audit_of(store))
         except SignatureError as e:  # (named where the files are stored, not by the copy just made: review AH)
             where = _stored_at(mlflow, name, version)
             raise SignatureError(

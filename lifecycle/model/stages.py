@@ -472,7 +472,7 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
     signed = ws.store.get_record(signing.SIGNATURE_KIND, f'{name}-{version}')
     kid = str(signed.get('key_id'))
     mv = _registry_version(ws, name, version, f'after key {kid} signed it')
-    if not signing.made_for(signed, mv):  # (its number's record is another registry's version's, its run not this one)
+    if not signing.made_for(signed, mv, ws.audit_path):  # (its number's record is another registry's version's)
         raise signing.SignatureError(
             f"models:/{name}/{version}: the signature record {name}-{version} in {ws.store.root} was made for another "
             f"registry's version {version} (the tracking store was reset or swapped), not for the registry's version "
