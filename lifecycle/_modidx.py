@@ -4573,6 +4573,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.serving._admin_reason': ( 'api/serve/serving.html#_admin_reason',
                                                                                     'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._body': ('api/serve/serving.html#_body', 'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._check_body_type': ( 'api/serve/serving.html#_check_body_type',
+                                                                                       'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._client': ( 'api/serve/serving.html#_client',
                                                                               'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._client_gone': ( 'api/serve/serving.html#_client_gone',

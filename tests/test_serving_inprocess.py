@@ -2630,3 +2630,22 @@ def test_a_structs_field_names_that_look_personal_are_withheld_from_the_refusal_
     pq.write_table(pa.table({'age': [30, 40], 'checks': [1, 2], 'tags': tags}), tmp_path / 'tags.parquet')
     with pytest.raises(InputError, match=re.escape("['tags (list<element: int64>)']")):
         score_file(live.models['1'], tmp_path / 'tags.parquet', tmp_path / 'tags.csv', log=plog)
+
+
+def test_predict_and_feedback_refuse_a_body_that_is_not_json_as_invocations_does(client):
+    """Found by QA (HE): `/predict` with `content-type: text/csv` answered 400 'malformed JSON' (and `/feedback` the
+    same), where `/invocations` answers 415 naming the types it takes. Both read JSON alone: a 415 saying so, counted
+    as a refusal; no header, or JSON with a charset, is read as before."""
+    csv = 'age,checks\n30,2\n'
+    for path in ('/predict', '/feedback'):
+        r = client.post(path, content=csv, headers={'content-type': 'text/csv'})
+        assert r.status_code == 415, (path, r.text)
+        assert r.json()['error'] == "content-type: expected application/json, found 'text/csv'"
+    long = 'application/' + 'x' * 80
+    r = client.post('/predict', content='{}', headers={'content-type': long})
+    assert r.status_code == 415 and f'{len(long)} characters' in r.json()['error']
+    r = client.post('/invocations', content=csv, headers={'content-type': 'application/xml'})
+    assert r.json()['error'] == "content-type: expected application/json or text/csv, found 'application/xml'"
+    ok = client.post('/predict', json={'records': [REC]}, headers={'content-type': 'application/json; charset=utf-8'})
+    assert ok.status_code == 200, ok.text
+    assert client.post('/feedback', content=b'{"request_id": "x"}').status_code != 415  # (no header: read as JSON)

@@ -246,6 +246,18 @@ def mime_type(content_type: str) -> str:
     return content_type.split(';')[0].strip().lower()
 
 
+_JSON_TYPES = ('application/json', 'text/json', '')  # ('': no content-type header, read as JSON)
+
+
+def _check_body_type(mime: str, accepted: tuple = _JSON_TYPES) -> None:
+    """Refuse (415, as MLflow's scoring server answers) a body whose media type `mime` is not `accepted`; a type of
+    over 64 characters, or not printable, is said by its length."""
+    if mime not in accepted:
+        shown = repr(mime) if len(mime) <= 64 and mime.isprintable() else f'{len(mime)} characters'
+        said = ' or '.join(t for t in accepted if t and t != 'text/json')
+        raise InputError(f"content-type: expected {said}, found {shown}", 415)
+
+
 def start_invocation(
     srv: Server, batcher: TickBatcher, body: bytes, mime: str, done: Callable[[Response], None]
 ) -> None:
@@ -261,7 +273,7 @@ def start_invocation(
         got.add_done_callback(lambda f: _invocation_scored(srv, f, done))
 
 
-_INVOCATION_TYPES = ('application/json', 'text/json', 'text/csv', '')  # ('': no content-type header, read as JSON)
+_INVOCATION_TYPES = (*_JSON_TYPES, 'text/csv')
 
 
 def _submitted(srv: Server, batcher: TickBatcher, body: bytes, mime: str) -> asyncio.Future | Response:
@@ -269,9 +281,7 @@ def _submitted(srv: Server, batcher: TickBatcher, body: bytes, mime: str) -> asy
     try:
         if refused := srv.log_refusal():
             return refuse(srv, 'invocations', refused, 503)
-        if mime not in _INVOCATION_TYPES:  # (as MLflow's scoring server answers; no header at all is read as JSON)
-            shown = mime if len(mime) <= 64 and mime.isprintable() else f'{len(mime)} characters'
-            raise InputError(f"content-type: expected application/json or text/csv, found {shown!r}", 415)
+        _check_body_type(mime, _INVOCATION_TYPES)
         return batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth, srv.columns))
     except Exception as e:
         return _not_scored(srv, e)
@@ -361,6 +371,7 @@ async def predict(request: Request):
     if refused := srv.log_refusal():
         return refuse(srv, 'predict', refused, 503)
     try:
+        _check_body_type(mime_type(request.headers.get('content-type', '')))  # (JSON alone: a CSV was 'malformed JSON')
         body = await read_body(request, srv.max_body)
         payload, key, attrs = predict_inputs(read_json(body, srv.max_depth, srv.columns))
         r = await request.app.state.batchers['predict'].submit(payload, key, attrs)
@@ -381,6 +392,7 @@ feedback_router = APIRouter(tags=['feedback'])
 async def feedback(request: Request):
     srv: Server = request.app.state.server
     try:
+        _check_body_type(mime_type(request.headers.get('content-type', '')))
         body = await read_body(request, srv.max_body)
         p = read_json(body, srv.max_depth, twice=False)  # (a key given twice: looked for below, DK)
         if not isinstance(p, dict):
