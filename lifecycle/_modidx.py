@@ -2598,6 +2598,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._registered': ( 'api/model/signing.html#_registered',
                                                                                   'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._registered_since': ( 'api/model/signing.html#_registered_since',
+                                                                                        'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._revoke_signing_key': ( 'api/model/signing.html#_revoke_signing_key',
                                                                                           'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._revoked_in_audit': ( 'api/model/signing.html#_revoked_in_audit',

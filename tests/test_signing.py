@@ -286,7 +286,10 @@ def reset(reg, tmp_path):
     store.put_record('monitor-lineage', f'{NAME}-1', {'validation_id': 'val-old'})
     (tmp_path / 'new').mkdir()
     ml, run_id = registry_of(tmp_path / 'new')
-    return dict(ml=ml, run_id=run_id, store=store, old=old, log=tmp_path / 'audit.log', keys=reg['keys'])
+    log = tmp_path / 'audit.log'  # (what the workspace's log holds: the old version signed, the new one registered)
+    audit.append(log, 'model.sign', f'{NAME}/1', reason='s', manifest_hash=old['manifest']['manifest_hash'])
+    audit.append(log, 'model.register', f'{NAME}/1', reason='after the reset', mlflow_run_id=run_id)
+    return dict(ml=ml, run_id=run_id, store=store, old=old, log=log, keys=reg['keys'])
 
 
 def test_version_1_of_a_reset_registry_is_signed_and_the_old_records_are_set_aside(reset):
@@ -313,13 +316,13 @@ def test_version_1_of_a_reset_registry_is_signed_and_the_old_records_are_set_asi
     assert entry['details']['made_for_run_id'] == old['manifest']['registered']['run_id']
     assert entry['details']['folder'] == aside.relative_to(store.root).as_posix()  # (no home folder's name)
     assert entry['details']['records'] == {'approvals': 1, 'attestations': 1, 'monitor-lineage': 1, 'signatures': 1}
-    assert [e['action'] for e in audit.read(reset['log'])] == ['model.records_set_aside', 'model.sign']
+    assert [e['action'] for e in audit.read(reset['log'])][2:] == ['model.records_set_aside', 'model.sign']
 
 
 def test_a_reset_registrys_version_is_still_signed_once(reset, tmp_path):
     "Its signature is as immutable as any: signed again with another key, refused; with the same, a no-op."
     ml, store = reset['ml'], reset['store']
-    signed = sign_model_version(ml, store, NAME, 1, reset['keys'])
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=reset['log'])
     assert sign_model_version(ml, store, NAME, 1, reset['keys']) == signed
     ensure_keypair(tmp_path / 'k')
     with pytest.raises(SignatureError, match='already signed with key'):
@@ -377,7 +380,7 @@ def test_a_record_claiming_another_registrys_version_is_set_aside_only_if_its_si
     """Files changed after their version was signed are never signed again under cover of its record: one edited to
     say it was made for another registry's version is refused, naming it, and nothing is moved or signed."""
     ml, store = reset['ml'], reset['store']
-    signed = sign_model_version(ml, store, NAME, 1, reset['keys'])
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=reset['log'])
     p = store.record_path('signatures', f'{NAME}-1')
     forged = {**signed, 'manifest': {**signed['manifest'], 'registered': {'run_id': 'elsewhere', 'created_ms': 1}}}
     p.chmod(0o644)
@@ -386,3 +389,27 @@ def test_a_record_claiming_another_registrys_version_is_set_aside_only_if_its_si
         sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=reset['log'])
     assert e.value.reason == 'signature' and str(p) in str(e.value)
     assert json.loads(p.read_text()) == forged and len(list((store.root / 'set-aside').iterdir())) == 1
+
+
+def test_files_changed_under_a_signed_version_are_not_signed_again_by_editing_its_registry_entry(reset, tmp_path):
+    """Review HG: anyone able to write the tracking store could change a signed version's files, then its registration
+    time (or run) in the registry: the version's own record then read as another registry's version's, and the next
+    signing of that number (a `lifecycle run` taking up the version of the same validation) set the genuine record
+    aside and signed the changed files. A record is set aside only where the audit log, which the registry cannot
+    edit, registered that number from the version's run after the record was signed."""
+    import sqlite3
+
+    ml, store, log = reset['ml'], reset['store'], reset['log']
+    signed = sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=log)  # (the old v1's record set aside)
+    (mlmodel,) = [p for p in (tmp_path / 'new').rglob('MLmodel') if p.is_file()]
+    mlmodel.write_text(mlmodel.read_text() + '# changed after signing\n')
+    with sqlite3.connect(tmp_path / 'new' / 'mlflow.db') as db:
+        db.execute('UPDATE model_versions SET creation_time = creation_time + 1 WHERE name = ?', (NAME,))
+    db.close()
+    with pytest.raises(SignatureError, match='cannot be set aside') as e:
+        sign_model_version(ml, store, NAME, 1, reset['keys'], audit_path=log)
+    assert str(store.record_path('signatures', f'{NAME}-1')) in str(e.value)
+    assert store.get_record('signatures', f'{NAME}-1') == signed  # (kept, not set aside, nothing signed)
+    assert len(list((store.root / 'set-aside').iterdir())) == 1
+    with pytest.raises(SignatureError):
+        verified_path(ml, store, NAME, 1, reset['keys'])

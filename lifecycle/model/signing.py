@@ -311,8 +311,9 @@ def sign_model_version(
     manifest['registered'] = _registered(mv)
     if store.record_path(SIGNATURE_KIND, rid).exists():
         old = store.get_record(SIGNATURE_KIND, rid)
-        if not made_for(old, mv, _audit_of(store, audit_path)):
+        if not made_for(old, mv, log := _audit_of(store, audit_path)):
             _authentic(store, key_dir, old, subject, mv, store.record_path(SIGNATURE_KIND, rid))
+            _registered_since(log, old, subject, mv, store.record_path(SIGNATURE_KIND, rid))
             _set_aside(store, name, version, old, audit_path, actor)
         elif 'registered' not in (old.get('manifest') or {}):  # (signed before records named their version: compared
             manifest.pop('registered')  # as it was signed, and kept as it is)
@@ -412,6 +413,27 @@ def _authentic(store: Store, key_dir, old: dict, subject: str, mv, path: Path) -
             "folder by hand, then register again",
             reason='signature',
         ) from None
+
+
+def _registered_since(audit_path, old: dict, subject: str, mv, path: Path) -> None:
+    """Refuse, naming the record, to set aside `old` (an authentic record under `subject`'s number that names another
+    registry version than `mv`) unless the audit log at `audit_path` registered that number from `mv`'s run after it
+    signed `old`: the run and registration time a record names are compared with the registry's, which anyone able
+    to write the tracking store may edit, so that alone would let files changed under a signed version be signed
+    again once its registration time was changed too (review HG)."""
+    manifest = old.get('manifest') or {}
+    number = subject.removeprefix('models:/')
+    if _signed_before(audit_path, number, manifest.get('manifest_hash'), str(mv.run_id or '')):
+        return
+    raise SignatureError(
+        f"{subject}: the signature record {path} names another registry version (run "
+        f"{(manifest.get('registered') or {}).get('run_id') or 'unnamed'}) than the registry's now (run {mv.run_id}), "
+        f"but the audit log{f' {shown_path(audit_path)}' if audit_path else ''} holds no registration of {number} from "
+        "that run after the record was signed (its registry entry edited, or the log cannot tell), so the record "
+        "cannot be set aside and the version's files signed again. If the tracking store was reset, move that file "
+        "out of the records folder by hand, then register again",
+        reason='signature',
+    )
 
 
 SET_ASIDE = 'set-aside'  # <store>/set-aside/<name>-<version>@<origin>/<kind>/<record>.json: records of another registry
