@@ -143,10 +143,11 @@ _STREET_WORD = (  # the word that makes a house number and a name an address: `1
 _STREET_NAMED = r'(?:[^\W\d_]*stra(?:ss|ß)e|[^\W\d_]+str\.?|[^\W\d_]+weg|[^\W\d_]+gasse|[^\W\d_]+platz)'
 _STREET = (  # a house number and the street: its name's one to three words then the street's word (`Baker Street`: a
     # word of its own, never alone, as `4 dr` and `12 ct` are a car's doors and a pack's count) or a word naming a
-    # street by itself (`Hauptstraße`), the number before or after it, then what follows a comma (`, Springfield`)
+    # street by itself (`Hauptstraße`), then what follows a comma (`, Springfield`). The number comes after only a word
+    # naming a street (`Hauptstraße 5`): after an English street's word it names a court, a drive or a square
+    # (`Tennis Court 1`, `Flash Drive 32`), which an English address writes before it (review HG)
     r"(?i:(?:\d{1,5}[a-z]?,? (?:(?:[^\W\d_][\w'’.-]* ){1,3}" + _STREET_WORD + r"|(?:[^\W\d_][\w'’.-]* ){0,3}"
-    + _STREET_NAMED + r")|(?:(?:[^\W\d_][\w'’.-]* ){1,3}" + _STREET_WORD + r"|(?:[^\W\d_][\w'’.-]* ){0,3}"
-    + _STREET_NAMED + r") \d{1,5}[a-z]?)(?:,.*)?)"
+    + _STREET_NAMED + r")|(?:[^\W\d_][\w'’.-]* ){0,3}" + _STREET_NAMED + r" \d{1,5}[a-z]?)(?:,.*)?)"
 )
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
@@ -156,7 +157,8 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
     'street address': _STREET,
 }
-_DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
+_DISTINCT = {'identifier', 'personal name', 'street address'}  # kinds that must also be mostly distinct to count (a few
+# repeated are categories: `4 Wheel Drive`, a club's `Tennis Court 1`, a company's own address; review HG)
 _CARD_KIND = 'payment card number'  # (13 to 19 digits with a right check digit: `card_numbers`)
 _ONE_NAME = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"  # one word of letters in any script: `Müller`, `O'Neil`, `Ana-Lu`
 _ONE_NAMES_MIN = 8  # distinct ones, for a people column's single words to be names (`contact`: cellular, telephone)
