@@ -295,6 +295,24 @@ def test_alerts_waiting_on_a_dead_sink_are_said_with_why_its_last_delivery_faile
     assert 'ConnectError' in json.loads(r.stdout)['undelivered']['webhook']
 
 
+def test_why_an_email_sink_failed_is_said_without_the_addresses_it_quotes():
+    """Review HG: since `monitor run` and `monitor status` say why alerts wait (44a48c86), the SMTP server's refusal
+    kept for it reached their output, and logs, as smtplib words it: each refused recipient's e-mail address, the
+    sender's. Its addresses are withheld as in every driver's error a message quotes; the rest is kept."""
+    import smtplib
+    from types import SimpleNamespace
+    from lifecycle.operate.alerts import _failure
+
+    mp = SimpleNamespace(sinks=SimpleNamespace(webhook=SimpleNamespace(url=None)))
+    to = 'anna.smith@corp.example'
+    refused = smtplib.SMTPRecipientsRefused({to: (550, f'5.1.1 <{to}>: Recipient address rejected'.encode())})
+    said = _failure(refused, mp)
+    assert said.startswith('SMTPRecipientsRefused: ') and '550' in said and 'Recipient address rejected' in said
+    assert to not in said and 'anna.smith' not in said, said
+    said = _failure(smtplib.SMTPSenderRefused(553, b'sender rejected', 'alerts.bob@corp.example'), mp)
+    assert '553' in said and 'bob@' not in said, said
+
+
 def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_once(workspace, smtp, monkeypatch):
     """Found by review: the judged state was written after the delivery (a look killed while a sink waited raised the
     same alerts again), and two looks at once (cron beside `--every`) each raised them; and a look that failed still

@@ -437,8 +437,11 @@ def _hang_up(sock) -> None:
 
 
 def _failure(e: Exception, mp: MonitorParams) -> str:
-    "Why a delivery failed, the webhook's path and query left out (a Slack or Teams URL's path is its secret)."
+    """Why a delivery failed, the webhook's path and query left out (a Slack or Teams URL's path is its secret), and
+    any e-mail address or phone number in it withheld (an SMTP refusal names its recipients and sender: `monitor run`
+    and `monitor status` say this, review HG)."""
     import httpx
+    from lifecycle.core.names import _contacts_withheld
 
     if isinstance(e, httpx.HTTPStatusError):  # (its text quotes the URL as httpx wrote it: the status alone)
         return f'HTTPStatusError: the webhook answered {e.response.status_code} {e.response.reason_phrase}'
@@ -453,7 +456,7 @@ def _failure(e: Exception, mp: MonitorParams) -> str:
             as_sent = url
         for written in {url, as_sent}:
             said = said.replace(written, f"{u.scheme}://{u.netloc.rpartition('@')[2]}/...")
-    return f'{type(e).__name__}: {said[:200]}'
+    return f'{type(e).__name__}: {_contacts_withheld(said)[:200]}'
 
 
 def _check_waiting(path: Path, items: list) -> None:
