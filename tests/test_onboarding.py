@@ -2156,3 +2156,24 @@ def test_a_category_or_a_name_with_a_streets_word_and_a_number_is_no_street_addr
     homes = [f'{rng.integers(1, 300)} Baker Street, Springfield' for _ in range(300)]  # (still addresses)
     assert looks_personal(pd.Series(homes)).kind == 'street address'
     assert looks_personal(pd.Series([f'Hauptstraße {n}' for n in rng.integers(1, 99, 300)])).kind == 'street address'
+
+
+def test_a_personal_value_among_numbers_written_as_text_is_still_found(tmp_path):
+    """Review HG: since numbers beside placeholders read as numbers as text (dce92709), such a column skipped the
+    personal-data detector: one whose other texts held an e-mail address (`see bob.smith@corp.example` in a price
+    column) was proposed `personal: false`, as it was not before, and ingestion's personal-data check, which reads
+    every value, then refused the very file init proposed it for. Its values that are not numbers are judged."""
+    from lifecycle.data.pii import looks_personal
+
+    rng = np.random.default_rng(8)
+    price = [f'{x:.2f}' for x in rng.uniform(10, 5000, 300)]
+    noted = pd.Series([*price[:293], *['-'] * 5, *['see bob.smith@corp.example'] * 2], dtype=object)
+    plain = pd.Series([*price[:295], *['-'] * 5], dtype=object)
+    assert looks_personal(noted) is not None and looks_personal(plain) is None  # (what ingestion's check reads)
+    df = customers(300).assign(price=noted.to_numpy(), cost=plain.to_numpy())
+    pr = propose_params(df, target='churned', source='data/orders.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    assert cols['price'].personal and cols['price'].pii.method == 'redact'
+    assert not cols['cost'].personal  # (numbers beside a placeholder alone: not personal, as before)
+    text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
+    assert 'bob.smith' not in text
