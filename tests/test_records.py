@@ -288,3 +288,30 @@ def test_a_rerun_of_the_content_hash_step_killed_midway_says_its_aliases_are_its
     for s, vid in zip((1, 2), ids):
         r = ing.ingest_batch([rows(8, s)[['age', 'label']]], P, again, source='r.csv', fingerprint=f'r{s}')
         assert r.snapshot['version'] == vid
+
+
+def test_a_category_first_feature_set_registered_before_layouts_were_hashed_is_still_its_definitions(ws, monkeypatch):
+    """Review HG: since a category-first definition hashes with its layout (c77dfe6b), the feature set such a workspace
+    registered before, which its champion was trained on and the retraining loop trains its challenger on, was refused
+    for features.yaml's own definitions ('features.yaml defines feature set fs-..., but this run's upstream stage
+    registered fs-...: re-run the features stage'): `retrain run` failed until a new champion went through every
+    promotion. That version's stored transformation is the champion's own: it is accepted; another is refused."""
+    from lifecycle.core.store import hash_obj
+    from lifecycle.data import features
+
+    fp = FeaturesParams(
+        target='label',
+        positive_class='Yes',
+        features=[
+            FeatureDef(name='city', kind='categorical', transform='onehot'),
+            FeatureDef(name='age', kind='numeric'),
+        ],
+    )
+    with monkeypatch.context() as m:  # (registered as lifecycle did before: the definitions' hash alone)
+        m.setattr(features, 'definition_hash', lambda p: hash_obj(p.model_dump(exclude={'tolerance'})))
+        old = register_feature_set(ws.store, fp)
+    assert old['version'] != features.feature_set_version(fp)
+    assert check_feature_set(ws.store, fp, old['version'])['version'] == old['version']
+    assert check_feature_set(ws.store, fp, register_feature_set(ws.store, fp)['version'])['inputs'] == ['city', 'age']
+    with pytest.raises(ValueError, match='re-run the features stage'):
+        check_feature_set(ws.store, FP, old['version'])  # (other definitions: refused as before)

@@ -86,8 +86,11 @@ def load_transformer(store: Store, version: str):
 
 
 def check_feature_set(store: Store, p: FeaturesParams, version: str) -> dict:
-    "The feature-set record, refusing if the definitions in params no longer match it."
-    if feature_set_version(p) != version:
+    """The feature-set record, refusing if the definitions in params no longer match it. A category-first definition's
+    version as registered before it was hashed with its layout (`definition_hash`) is still its own: its stored
+    transformation, in the layout it had, is the one a model trained then (a champion the retraining loop retrains)
+    was trained with (review HG)."""
+    if version not in (feature_set_version(p), 'fs-' + hash_obj(p.model_dump(exclude={'tolerance'}))[:16]):
         raise ValueError(
             f"features.yaml defines feature set {feature_set_version(p)}, but this run's upstream stage "
             f"registered {version}: re-run the features stage"
