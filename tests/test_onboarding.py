@@ -2177,3 +2177,24 @@ def test_a_personal_value_among_numbers_written_as_text_is_still_found(tmp_path)
     assert not cols['cost'].personal  # (numbers beside a placeholder alone: not personal, as before)
     text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
     assert 'bob.smith' not in text
+
+
+def test_a_people_columns_categories_of_one_word_and_a_phrase_or_two_are_not_names(tmp_path):
+    """Review HG: since names in lower case count in a column whose name says it holds people (cf6b2d43), any one to
+    four words did: a `contact` column of channels (`email`, `phone`, ... `in person`, `web form`) or a `customer`
+    column of segments (`new`, `vip`, `first time` ...) reached the eight distinct 'names' single words alone never
+    did, and init proposed it personal and redacted it (a model input lost). Words of two or more count as names only
+    where they outnumber single words among the column's distinct values; single words as before."""
+    rng = np.random.default_rng(9)
+    channels = ['email', 'phone', 'sms', 'post', 'in person', 'app', 'web form', 'chat']
+    segments = ['new', 'returning', 'loyal', 'vip', 'first time', 'lapsed', 'business', 'guest']
+    first = ['anna', 'ben', 'carla', 'david', 'emma', 'felix', 'greta', 'hans', 'ida', 'jonas']
+    full = [f'{a} {b}' for a, b in zip(rng.choice(first, 300), rng.choice(['smith', 'jones', 'brown'], 300))]
+    df = customers(300).assign(
+        contact=rng.choice(channels, 300), customer=rng.choice(segments, 300), account_manager=full
+    )
+    pr = propose_params(df, target='churned', source='data/people.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    assert not cols['contact'].personal and not cols['customer'].personal
+    assert sorted(cols['contact'].allowed) == sorted(channels)
+    assert cols['account_manager'].personal  # (full names in lower case: still names)

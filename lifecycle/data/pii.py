@@ -275,8 +275,11 @@ def looks_personal(
         if matched >= least:
             return PersonalFinding(kind, matched, total)
     if people:  # names in any case (`anna smith`, `SMITH, ANNA`), or first or last names alone, in a column whose name
-        # says it holds people (a few: a category)
-        one = (kinds.isna() & distinct.str.fullmatch(rf"{_ONE_NAME}(?:,? {_ONE_NAME}){{0,3}}")).to_numpy()
+        # says it holds people (a few: a category). Words of two or more are names only where they outnumber single
+        # words among the distinct values: else single words alone (a `contact` column's `email`, `in person`; HG)
+        one = (kinds.isna() & distinct.str.fullmatch(_ONE_NAME)).to_numpy()
+        full = (kinds.isna() & distinct.str.fullmatch(rf"{_ONE_NAME}(?:,? {_ONE_NAME}){{1,3}}")).to_numpy()
+        one = one | full if full.sum() > one.sum() else one
         matched = int(counts.to_numpy()[one].sum())
         if one.sum() >= _ONE_NAMES_MIN and matched >= total / 2:
             return PersonalFinding('personal name', matched, total)
