@@ -425,9 +425,11 @@ def _registered_since(audit_path, old: dict, subject: str, mv, path: Path) -> No
     number = subject.removeprefix('models:/')
     if _signed_before(audit_path, number, manifest.get('manifest_hash'), str(mv.run_id or '')):
         return
+    made, now = manifest.get('registered') or {}, _registered(mv)
     raise SignatureError(
-        f"{subject}: the signature record {path} names another registry version (run "
-        f"{(manifest.get('registered') or {}).get('run_id') or 'unnamed'}) than the registry's now (run {mv.run_id}), "
+        f"{subject}: the signature record {path} was made for a registry version (run {made.get('run_id') or '?'}, "
+        f"registered at {made.get('created_ms') or '?'} ms) other than the registry's now (run {now['run_id']}, "
+        f"registered at {now['created_ms']} ms), "
         f"but the audit log{f' {shown_path(audit_path)}' if audit_path else ''} holds no registration of {number} from "
         "that run after the record was signed (its registry entry edited, or the log cannot tell), so the record "
         "cannot be set aside and the version's files signed again. If the tracking store was reset, move that file "
