@@ -1514,6 +1514,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.data.pii._numeric_band': ('api/data/pii.html#_numeric_band', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._personal_name_kind': ( 'api/data/pii.html#_personal_name_kind',
                                                                                 'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii._quoted': ('api/data/pii.html#_quoted', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._read_as_utf16': ('api/data/pii.html#_read_as_utf16', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._written_as_name': ('api/data/pii.html#_written_as_name', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._year_span': ('api/data/pii.html#_year_span', 'lifecycle/data/pii.py'),

@@ -264,6 +264,17 @@ def test_the_terminals_examples_of_unseen_categories_withhold_a_phone_number_or_
     assert '7700' not in str(e.value) and 'Ann' not in str(e.value)
 
 
+def test_the_terminals_example_of_a_huge_unseen_value_is_cut_short_with_its_length(settings):
+    """Review HH: a 5 MB field in a category column was printed whole as the terminal's example of an unseen category,
+    filling the screen; the example now keeps the value's first characters and says how long it is."""
+    f = frame(8)
+    f.loc[1, 'label'] = 'X' * 5_000_000
+    with pytest.raises(ing.BatchRejected, match='unseen') as e:
+        ing.ingest_batch([f], P, settings, source='b.csv', fingerprint='fp')
+    (said,) = e.value.result.shown_examples(P)[('unseen_category', 'label')]
+    assert said == repr('X' * 120) + '... (5,000,000 characters)', said[:200]
+
+
 def test_allowed_values_of_a_number_or_boolean_column_are_compared_in_its_type(settings, tmp_path):
     """`y: {dtype: int, allowed: ['0', '1']}` (what /feedback and the monitor read as the target's labels): compared
     as text, no number was ever among them, so every row of every batch was refused; serving refused every input so."""

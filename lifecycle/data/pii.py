@@ -380,7 +380,8 @@ def shown_value(value) -> str:
     any script: `José García`, `Roe, Ann`, `Dr. Ann Example`), with particles (`Ludwig van Beethoven`, `de Gaulle,
     Charles`, `Ahmed el-Sayed`) and remarks in brackets (`Anna Schmidt (VIP)`) too. It errs towards withholding: a
     category of capitalised words (`New Zealand`) or a version number is withheld too; a date, a band of numbers or a
-    span of years is shown (reviews CK, CU)."""
+    span of years is shown (reviews CK, CU). A value shown is cut to its first `_SHOWN_CHARS` characters, its length
+    said (a 5 MB field filled the terminal: review HH)."""
     text = str(value).strip()
     for kind, pattern, _ in _INSIDE:
         if re.search(pattern, text):
@@ -393,12 +394,22 @@ def shown_value(value) -> str:
     lo, _, hi = text.partition('-')  # (a band's ends of like length: not `800-5551299`, which shows a number)
     band = _numeric_band(one).iloc[0] and len(hi.strip()) - len(lo.strip()) in (0, 1)
     if re.fullmatch(_WHEN, text) or band or _year_span(one).iloc[0]:
-        return repr(value)
+        return _quoted(value)
     if re.search(r'\d(?:[ ()./-]{0,2}\d){6}', text):
         return '<a value withheld: it holds a long number, perhaps a phone number>'
     if _written_as_name(text):
         return "<a value withheld: it looks like a person's name>"
-    return repr(value)
+    return _quoted(value)
+
+
+_SHOWN_CHARS = 120
+
+
+def _quoted(value) -> str:
+    "A value's `repr`, or of a longer one its first `_SHOWN_CHARS` characters and how many it has."
+    if not isinstance(value, str) or len(value) <= _SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARS]!r}... ({len(value):,} characters)"
 
 
 _PARTICLES = frozenset(
