@@ -573,6 +573,29 @@ def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing
     assert json.loads(r.stdout)['status'] == 'rejected'  # (run: a SELECT, its `;` quoted or at its end)
 
 
+def test_a_database_url_without_a_query_is_a_refusal_exit_2_and_its_status_says_refused(tmp_path, monkeypatch):
+    """Review HH: `ingest sqlite:///b.db --dataset arrests` (no --query) was 'unreadable', exit 4, as if the database
+    could not be read, and a DELETE refused before it ran said status 'unreadable' beside exit 2. Both are refusals."""
+    import sqlite3
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    with sqlite3.connect(w / 'b.db') as con:
+        con.execute('create table people (age int)')
+    for extra in ([], ['--query', 'delete from people']):
+        r = invoke(cmds().ingest, ['sqlite:///b.db', *extra, '--dataset', 'arrests', '--json'], env=env)
+        out = json.loads(r.stdout)
+        assert (r.exit_code, out['exit'], out['status']) == (2, 2, 'refused'), out
+        assert out['error'].startswith('sqlite:///b.db: the query cannot be used as written: expected '), out
+    assert (
+        'found none; nothing was run'
+        in json.loads(invoke(cmds().ingest, ['sqlite:///b.db', '--dataset', 'arrests', '--json'], env=env).stdout)[
+            'error'
+        ]
+    )
+
+
 def test_the_lock_file_excel_leaves_beside_a_file_in_a_watched_folder_is_no_batch(tmp_path):
     "Opening `b.csv` on a share left `~$b.csv`, taken as a batch and refused as unreadable, exit 4 (review EA)."
     from lifecycle.data.watch import Ledger, watch

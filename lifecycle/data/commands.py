@@ -79,8 +79,9 @@ def _ingest_one(
         r, rejected = e.result, str(e)
     except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
         ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read), watch_claim)
-        code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
-        return dict(ok=False, status='unreadable', source=source, error=_said(e, read), exit=code)
+        unusable = isinstance(e, sources.SourceUnusable)  # (refused before it was read: a refusal's status, exit 2)
+        status, code = ('refused', EXIT_INPUT) if unusable else ('unreadable', EXIT_SOURCE)
+        return dict(ok=False, status=status, source=source, error=_said(e, read), exit=code)
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=_said(e, read), exit=EXIT_INPUT)
     except ingest.IngestError as e:

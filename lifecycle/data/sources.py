@@ -1323,7 +1323,10 @@ def read_chunks(
         return
     if is_sql(source):
         if not query:
-            raise SourceError(f"{shown_source(source)}: a database source needs a query")
+            raise SourceUnusable(  # (a usage error, exit 2, not a source that could not be read: review HH)
+                f"{shown_source(source)}: the query cannot be used as written: expected one SELECT yielding the batch "
+                "(--query, or `query` in ingest.yaml), found none; nothing was run"
+            )
         yield from _sql_chunks(source, query, chunk_rows, root)
         return
     path = resolve(source, root)
