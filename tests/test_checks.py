@@ -275,6 +275,18 @@ def test_the_terminals_example_of_a_huge_unseen_value_is_cut_short_with_its_leng
     assert said == repr('X' * 120) + '... (5,000,000 characters)', said[:200]
 
 
+def test_a_batch_lacking_a_required_column_has_no_duplicates_finding_from_the_columns_left(settings):
+    """Review HH: `age` renamed `Age` upstream was refused as missing, and also as 76% duplicates: the rows, compared
+    without `age`, looked alike. A duplicate rate is not measured on rows missing a column of the contract."""
+    f = frame(8).drop(columns=['age']).assign(Age=range(8), note='same')
+    strict = P.model_copy(update={'max_duplicate_rate': 0.1})
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch([f], strict, settings, source='b.csv', fingerprint='fp')
+    rules = set(e.value.result.violations.rule)
+    assert 'missing_column' in rules and 'duplicates' not in rules, rules
+    assert e.value.result.metrics['duplicate_rate'] is None
+
+
 def test_allowed_values_of_a_number_or_boolean_column_are_compared_in_its_type(settings, tmp_path):
     """`y: {dtype: int, allowed: ['0', '1']}` (what /feedback and the monitor read as the target's labels): compared
     as text, no number was ever among them, so every row of every batch was refused; serving refused every input so."""

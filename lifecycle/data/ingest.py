@@ -387,7 +387,7 @@ def _metrics(res: BatchResult, v: pd.DataFrame, t: Totals, p: IngestParams) -> d
         schema_violations=int(v.rule.isin(['missing_column', 'extra_column', 'dtype']).sum()),
         violations=int(len(v)),
         blocking=int(v.blocking.sum()),
-        duplicate_rate=round(t.duplicate_rate, 4),
+        duplicate_rate=None if t.has('missing_column') else round(t.duplicate_rate, 4),  # (not measured: `checks`)
         null_rate={c: round(t.nulls[c] / t.rows, 4) if t.rows else None for c, r in p.columns.items() if r.critical},
         drift_score=float(res.drift.drifted.mean()) if res.drift is not None and len(res.drift) else None,
         drifted_columns=res.drift[res.drift.drifted].column.tolist() if res.drift is not None else [],
