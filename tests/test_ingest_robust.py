@@ -821,6 +821,38 @@ def test_a_watched_file_replaced_after_the_watch_hashed_it_is_taken_once_by_what
     assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout
 
 
+def test_a_watch_once_interrupted_exits_130_with_the_batches_it_took_and_the_rest_is_taken_next(
+    tmp_path, monkeypatch, arrests
+):
+    """Review HH: Ctrl-C during `ingest --watch DIR --once --json` before a batch was done printed nothing and exited
+    0, as if the folder had been taken; one after a batch exited 0 too. It is now 130, with one JSON document (the
+    batches taken and the interruption), and the next run takes the file it was taking, once."""
+    from lifecycle.data import watch as w
+
+    ws, env = _watching(tmp_path, monkeypatch, arrests, 'inbox/a.csv')
+    arrests.iloc[30:60].to_csv(ws / 'inbox' / 'b.csv', index=False)
+    real = w.Ledger.mark
+
+    def ctrl_c_at(name_to_stop):
+        def mark(self, file_id, name, state, **info):
+            real(self, file_id, name, state, **info)
+            if state == 'claimed' and name == name_to_stop:
+                raise KeyboardInterrupt
+
+        return mark
+
+    once = ['--watch', 'inbox', '--once', '--interval', '0.01', '--json', '--no-report']
+    for stop, taken in (('a.csv', []), ('b.csv', ['a.csv'])):
+        with monkeypatch.context() as m:
+            m.setattr(w.Ledger, 'mark', ctrl_c_at(stop))
+            r = invoke(cmds().ingest, once, env=env)
+        out = json.loads(r.stdout)
+        assert r.exit_code == 130 and out['ok'] is False and out['error'].startswith('interrupted'), r.stdout
+        assert [Path(b['source']).name for b in out.get('batches', [])] == taken, out
+    r = invoke(cmds().ingest, once, env=env)
+    assert r.exit_code == 0 and [Path(b['source']).name for b in json.loads(r.stdout)['batches']] == ['b.csv']
+
+
 def test_a_watch_reads_its_ledger_again_only_when_it_changed(tmp_path, monkeypatch):
     """Every look of a watch parsed its whole ledger (a year of files: 100,000 lines, a second of CPU every two
     seconds). It is now read again only when it changed: by this watch's own batches (noted as they are marked) or

@@ -19,13 +19,15 @@ import typer
 from .names import _held_swaps, _params_read, _swapped, _withheld_result, shown_path
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'status_line', 'check_repeats', 'did_you_mean', 'needs_text',
-           'registry_version', 'printable', 'markdown_text', 'markdown_code', 'exit_code_for', 'fail', 'leaves_at_once',
-           'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
+__all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'EXIT_INTERRUPTED', 'PIPED_WIDTH', 'COMMON_ERRORS',
+           'CommandError', 'finite', 'dumps', 'Result', 'console', 'status_line', 'check_repeats', 'did_you_mean',
+           'needs_text', 'registry_version', 'printable', 'markdown_text', 'markdown_code', 'exit_code_for', 'fail',
+           'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
+           'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a process SIGINT ended
 
 
 class CommandError(Exception):
@@ -315,7 +317,7 @@ def command(errors: dict | None = None):
             except CommandError as e:
                 fail(str(e), e.code, as_json)
             except KeyboardInterrupt:  # (Ctrl-C: one line, under --json one document, as for any refusal: review AB)
-                fail('interrupted: the command stopped where it was', 130, as_json)
+                fail('interrupted: the command stopped where it was', EXIT_INTERRUPTED, as_json)
             except Exception as e:
                 known = exit_code_for(e, table)
                 if known is None:

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperCommand
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
 from ..core.cli_support import printable, _MOST_EVERY
-from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
+from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE, EXIT_INTERRUPTED
 from ..core.names import _held_swaps, _swapped, _withheld_result, shown_given
 from ..core.workspace import Workspace
 
@@ -422,8 +422,13 @@ def ingest(
             )
         except FileNotFoundError as e:
             raise CommandError(str(e), EXIT_INPUT)
-        except KeyboardInterrupt:
-            return Watched(folder, len(kept), kept, failed[0] if failed else 0) if kept else None
+        except KeyboardInterrupt:  # (a watch run for ever ends so; one taking what is there --once did not finish:
+            if not once:  # 130, as any command, and under --json the batches it took: review HH, it said nothing, 0)
+                return None
+            if kept is None:
+                raise
+            said_stop = 'interrupted: the watch stopped where it was (a file it was taking is taken by its next run)'
+            return Watched(folder, len(kept), kept, EXIT_INTERRUPTED, said_stop)
         except Exception as e:
             if not kept:  # (nothing taken yet: the error alone, as any command's)
                 raise
