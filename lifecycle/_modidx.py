@@ -239,6 +239,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site.version_page': ('api/app/site.html#version_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site.write_sources': ('api/app/site.html#write_sources', 'lifecycle/app/site.py')},
             'lifecycle.app.status': { 'lifecycle.app.status._interrupted': ('api/app/status.html#_interrupted', 'lifecycle/app/status.py'),
+                                      'lifecycle.app.status._purged': ('api/app/status.html#_purged', 'lifecycle/app/status.py'),
                                       'lifecycle.app.status.dead_runs': ('api/app/status.html#dead_runs', 'lifecycle/app/status.py'),
                                       'lifecycle.app.status.said_status': ('api/app/status.html#said_status', 'lifecycle/app/status.py'),
                                       'lifecycle.app.status.set_aside_rows': ( 'api/app/status.html#set_aside_rows',

@@ -48,6 +48,22 @@ def test_a_purge_keeps_an_object_a_live_snapshot_still_shares(ws, other_days):
         ing.load_snapshot(ws.store, short.snapshot['version'])
 
 
+def test_status_says_which_dataset_versions_were_purged_and_when_each_expires(ws):
+    """Review HH: `lifecycle status` listed a purged version as `(batch, 60 rows)`, as if its rows were there; `drift`
+    on it then said its data was gone. Status now says it was purged, and when each version's retention ends."""
+    from lifecycle.app.status import workspace_status
+
+    gone = ing.ingest_batch([ROWS], params('short', 1), ws, source='b.csv', fingerprint='fp')
+    kept = ing.ingest_batch([ROWS.head(2)], params('long', None), ws, source='b.csv', fingerprint='fp')
+    (done,) = purge_expired(ws, LATER)
+    listed = {d['version']: d for d in workspace_status(ws)['datasets']}
+    said = ws.store.get_record('purges', done['version'])['purged']
+    assert listed[gone.snapshot['version']]['purged'] == said and said is not None
+    assert listed[gone.snapshot['version']]['retention_until'] == gone.snapshot['retention_until']
+    assert listed[kept.snapshot['version']]['purged'] is None
+    assert listed[kept.snapshot['version']]['retention_until'] is None
+
+
 def test_two_expired_snapshots_sharing_an_object_both_lose_it(ws):
     a = ing.ingest_batch([ROWS], params('a', 1), ws, source='b.csv', fingerprint='fp')
     ing.ingest_batch([ROWS], params('b', 1), ws, source='b.csv', fingerprint='fp')

@@ -244,7 +244,8 @@ class StatusView(Result):
         for m in st.get('alias_mismatches', []):
             print(f"UNAUDITED  {m['message']}")
         for d in st['datasets']:
-            print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
+            gone = f", purged {d['purged']}: its data is gone" if d.get('purged') else ''
+            print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows{gone})")
         for r in st['runs']:
             print(f"run        {r['run_id']} {r['status']} {r['stages']}")
         if (aside := st.get('prediction_log_set_aside')) and aside['rows'] is None:

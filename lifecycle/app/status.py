@@ -26,7 +26,12 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
             found = alias_mismatches(ws.client, ws.audit_path, m['name'], strict=True)
             mismatches += [dict(x, message=mismatch_text(x)) for x in found]
     datasets = [
-        {k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')} for r in ws.store.records('datasets')
+        {
+            **{k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')},
+            'retention_until': r.get('retention_until'),
+            'purged': _purged(ws, r['version']),  # (listed as if its rows were there: review HH)
+        }
+        for r in ws.store.records('datasets')
     ]
     runs = [
         dict(
@@ -51,6 +56,13 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         runs=runs,
         prediction_log_set_aside=set_aside_rows(ws),  # (rows its database refused: none, or where and how many)
     )
+
+
+def _purged(ws: Workspace, version: str) -> str | None:
+    "When a retention purge deleted a dataset version's data (its sealed purge record says), else None."
+    if not ws.store.record_path('purges', version).exists():
+        return None
+    return ws.store.get_record('purges', version)['purged']
 
 
 def said_status(recorded: dict) -> str | None:
