@@ -1588,6 +1588,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._bare_problem': ( 'api/data/sources.html#_bare_problem',
                                                                                   'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._beyond_int64': ( 'api/data/sources.html#_beyond_int64',
+                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._blank': ('api/data/sources.html#_blank', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._categories': ( 'api/data/sources.html#_categories',
                                                                                 'lifecycle/data/sources.py'),

@@ -264,6 +264,23 @@ def test_whole_numbers_beyond_64_bits_are_refused_by_the_type_check(tmp_path, mo
         ing.ingest_batch(read_chunks(str(f), dialect=P.csv, declared=P.columns), P, ws, source='s', fingerprint='s')
 
 
+def test_a_whole_number_past_a_floats_range_is_refused_by_the_type_check_not_counted_as_a_null(tmp_path, monkeypatch):
+    """Review HH: a 400-digit whole number in an int column was read as a null (`to_numeric` coerced it to NaN), so the
+    batch was refused for 'nulls: expected no nulls, found 1 null(s)' in a file without an empty cell. It is now read
+    as the float it overflows to (inf), as a 23-digit one reads as a float, and the type check counts it."""
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    f = tmp_path / 's.csv'
+    f.write_text(f'region,amount,price\nNorth,{"9" * 400},1.5\nNorth,7,2.5\n')
+    read = pd.concat(read_chunks(str(f), dialect=P.csv, declared=P.columns))
+    assert read.amount.tolist() == [float('inf'), 7.0], read.amount.tolist()
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(read_chunks(str(f), dialect=P.csv, declared=P.columns), P, ws, source='s', fingerprint='s')
+    said = str(e.value)
+    assert "amount: dtype: expected 'Int64', found floating values (float64)" in said and 'null' not in said, said
+
+
 def test_a_stray_word_in_a_number_column_is_refused_by_the_type_check_not_as_personal_data(tmp_path, monkeypatch):
     """One word among prices made pandas read the column as text, and the personal-data detector took the prices
     (`55623.98`, mostly distinct) for identifiers: the batch was refused as personal data, with advice to mask a

@@ -496,6 +496,18 @@ def exact_int64(values: pd.Series) -> pd.Series | None:
         return None
 
 
+def _beyond_int64(text: pd.Series) -> pd.Series:
+    """Numbers written as text, one beyond 64 bits among them, as pandas reads them (`uint64`, else floats); one past
+    a float's range as inf, never the null `to_numeric(errors='coerce')` made of it, which the checks then counted as
+    a missing value in a file without an empty cell (review HH)."""
+    import pandas as pd
+
+    try:
+        return pd.to_numeric(text)
+    except ValueError:  # (pandas' parser refuses a number past a float's range; Python's reads it as inf)
+        return text.map(float, na_action='ignore').astype('float64')
+
+
 def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None, decimal: str = '.') -> pd.DataFrame:
     """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly: `1040.0` as
     the whole number it writes. A column holding a fraction, or a value beyond 64 bits, becomes what pandas would have
@@ -517,7 +529,7 @@ def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None, dec
         if num.isna().any():
             continue  # (no number at all: left as text)
         if (exact := exact_int64(text.where(whole))) is None:  # (beyond 64 bits)
-            chunk[c] = pd.to_numeric(text, errors='coerce')
+            chunk[c] = _beyond_int64(text)
             continue
         if len(num) and not ((num % 1 == 0) & (num.abs() < 2**53)).all():
             chunk[c] = pd.to_numeric(text, errors='coerce')  # (a fraction: floats, as pandas reads them)
