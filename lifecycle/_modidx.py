@@ -2212,6 +2212,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._card': ( 'api/loop/iteration.html#_card',
                                                                               'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._champion_rows_gone': ( 'api/loop/iteration.html#_champion_rows_gone',
+                                                                                            'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._champion_training_rows': ( 'api/loop/iteration.html#_champion_training_rows',
                                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._cohorts_back': ( 'api/loop/iteration.html#_cohorts_back',

@@ -2126,3 +2126,26 @@ def test_retrain_status_names_the_revert_a_killed_simulations_iteration_waits_fo
     assert a['interrupted'] is None, a  # (not "resumes it")
     r = cli(ws.root, 'retrain', 'status')
     assert r.returncode == 0 and 'reverts it' in r.stdout and 'looks again' not in r.stdout, r.stdout + r.stderr
+
+
+def test_append_mode_with_the_champions_snapshot_purged_reverts_saying_why_and_what_to_change(
+    two_versions, monkeypatch
+):
+    """Found by QA (HH): `store purge --expired` empties the snapshot the champion trained on (its retention date says
+    so), and the loop's append mode then loaded it for its training rows: `SnapshotPurged` at every pass. The iteration
+    is reverted at once, naming the snapshot, the purge and the way on (window mode); nothing is trained."""
+    from lifecycle.data import retention
+    from lifecycle.serve.predlog import default_url
+
+    loop_params(two_versions)
+    ws = Workspace.open(two_versions)
+    monkeypatch.setattr(retention, '_past_retention', lambda r, as_of: True)  # (every snapshot stored so far expired)
+    purged = {e['version'] for e in retention.purge_expired(ws, actor='test')}
+    monkeypatch.undo()
+    log_traffic(default_url(ws), later(80), labelled=1.0)
+    it, verdict = loop.run(ws)
+    assert verdict.fired == ['new_labels'] and it['status'] == 'reverted', it
+    reason = it['decision']['reason']
+    assert it['champion']['dataset_version'] in purged and it['champion']['dataset_version'] in reason
+    assert 'purged by retention' in reason and 'data.mode: window' in reason
+    assert 'registration' not in it and spec(ws)['challenger'] is None

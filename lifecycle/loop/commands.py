@@ -27,6 +27,7 @@ RETRAIN_ERRORS = {
     'lifecycle.core.locks.LockBusy': EXIT_STAGE,
     'lifecycle.serve.flags.FlagError': EXIT_INPUT,
     'lifecycle.deliver.rollout.RolloutError': EXIT_INPUT,
+    'lifecycle.data.ingest.SnapshotPurged': EXIT_INPUT,  # (`simulate` replaying a snapshot a retention purge emptied)
 }
 
 

@@ -279,13 +279,31 @@ def _champion_training_rows(ws: Workspace, ch: dict) -> pd.DataFrame:
     )[0]
 
 
+def _champion_rows_gone(ws: Workspace, ch: dict) -> str:
+    """Why append mode cannot have the champion's training rows ('' when it can): the snapshot it trained on was purged
+    by a retention purge (`lifecycle store purge --expired`), its lineage record kept and its data gone, where each
+    pass would end in `SnapshotPurged` and the iteration stay open for ever (review HH)."""
+    if ch['train_frame'] or not ws.store.record_path('purges', ch['dataset_version']).exists():
+        return ''
+    when = ws.store.get_record('purges', ch['dataset_version']).get('purged', '?')
+    return (
+        f"append mode retrains on the champion's training rows, but its snapshot {ch['dataset_version']} was purged by "
+        f"retention on {when} (its data is gone); set data.mode: window in retrain.yaml to retrain on the labelled "
+        "rows alone, or register a champion trained on a snapshot still stored"
+    )
+
+
 def step_data(ws: Workspace, it: dict, rp: RetrainParams) -> str:
-    "Labelled batch → ingestion → training set; reverted (nothing to train) when too few rows or the batch is refused."
+    """Labelled batch → ingestion → training set; reverted (nothing to train) when too few rows, the batch is refused,
+    or (append mode) the champion's training rows are gone: its snapshot purged by retention."""
     from lifecycle.data.ingest import BatchRejected, load_snapshot
 
     ch = it['champion']
     cut = it['trigger']['ts']
     since = ch['labels_until'] if rp.data.mode == 'append' else None
+    if rp.data.mode == 'append' and (gone := _champion_rows_gone(ws, ch)):
+        it['data'] = dict(mode=rp.data.mode, labels_since=since, labels_until=cut, new_rows=0)
+        return _revert(ws, it, gone)
     batch = feedback.collect(ws, since, cut, name=f"{it['id']}-labelled")
     rows = batch.rows if batch else 0
     it['data'] = dict(mode=rp.data.mode, labels_since=since, labels_until=cut, new_rows=rows)
