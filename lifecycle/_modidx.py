@@ -3589,6 +3589,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.release.trust.roles_of': ( 'api/release/trust.html#roles_of',
                                                                                'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.roster': ('api/release/trust.html#roster', 'lifecycle/release/trust.py'),
+                                         'lifecycle.release.trust.run_trainers': ( 'api/release/trust.html#run_trainers',
+                                                                                   'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.trained_by': ( 'api/release/trust.html#trained_by',
                                                                                  'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.trust_add': ( 'api/release/trust.html#trust_add',

@@ -113,6 +113,7 @@ def approve_as(t, user, step, version='1', key_of=None, ab='current', policy=Non
         trust.trained_by(w, people, NAME, version).name,
         t['evidence'],
         facts=facts,
+        run_trained={v: who for v, (who, _) in trust.run_trainers(w, NAME, version).items()},
         signer=load_person_key(t['keys'], key_of or user),
         experiment_report_sha256=ab,
     )
@@ -1034,3 +1035,44 @@ def test_trust_add_reads_no_more_of_a_key_file_than_a_key_and_no_device(ws, tmp_
     said = "/dev/zero: expected a PEM public key file, found a device, pipe or socket, not a regular file"
     assert str(e.value) == said
     assert len(trust._chain(ws['ws'])) == before
+
+
+def _registered_again_by(t, actor: str) -> str:
+    """Version 1's run registered again as a new version (what `keys reregister` does), its trained statement signed by
+    `actor`, who runs the command: the files alice trained under another number. The new version."""
+    from lifecycle.model.signing import attest_training, sign_model_version
+
+    w = t['ws']
+    mv = w.client.get_model_version(NAME, '1')
+    new = w.mlflow.register_model(mv.source, NAME, tags={'validation_id': mv.tags['validation_id']}).version
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('LIFECYCLE_ACTOR', actor)
+        signed = sign_model_version(w.mlflow, w.store, NAME, new, w.key_dir)
+        attest_training(w, NAME, new, mv.run_id, signed['manifest']['manifest_hash'])
+    return str(new)
+
+
+def test_the_trainer_cannot_approve_her_run_registered_again_by_someone_else(ws):
+    """Review HI: `keys reregister` run by bob signed the new version's trained statement with bob's key, and alice, who
+    trained the run (its files are hers, byte for byte), approved it and promoted it: separation of duties passed by a
+    version number. Whoever trained the run under any version of it cannot approve it, at sign-off or at promotion."""
+    from lifecycle.model.signing import load_person_key, sign_statement
+    from lifecycle.release import trust
+    from lifecycle.release.governance import ApprovalRefused, PromotionRefused
+
+    trust.trust_add(ws['ws'], 'alice', 'ml_engineer', by='ada')
+    new = _registered_again_by(ws, 'dave')
+    assert trust.trained_by(ws['ws'], trust.roster(ws['ws']), NAME, new).name == 'dave'
+    with pytest.raises(ApprovalRefused, match=f"separation of duties: 'alice' trained the run {NAME}/{new} was"):
+        approve_as(ws, 'alice', 'staging', version=new)
+    approve_as(ws, 'carol', 'staging', version=new)  # someone who trained none of it may
+    assert promote(ws, version=new)['approver'] == 'carol'
+
+    def as_alice(rec):  # alice writes her own approval of it into the store
+        rec['approver'] = 'alice'
+        st = trust.approval_statement(rec, rec['signed']['statement']['manifest_sha256'])
+        rec['signed'] = sign_statement(st, load_person_key(ws['keys'], 'alice'))
+
+    rewrite(ws, f'{NAME}-{new}-staging', as_alice)
+    with pytest.raises(PromotionRefused, match=f'separation of duties: alice .* trained the run {NAME}/{new}'):
+        promote(ws, version=new)

@@ -243,6 +243,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         experiment_report_sha256=ab['sha256'] if ab else None,
         demo=demo or me.demo,
         earlier=earlier,
+        run_trained={v: who for v, (who, _) in trust.run_trainers(ws, model, version).items()},
     )
 
 

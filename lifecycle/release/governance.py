@@ -416,12 +416,14 @@ def approve(
     demo: bool = False,
     trainer_unknown: str | None = None,
     earlier: list[str] = (),
+    run_trained: dict[str, str] | None = None,
 ) -> dict:
     """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
     way. A step whose policy asks for `ab_evidence` needs the sha256 of the A/B experiment report the approver read;
     `demo`: the approver is a demo identity (said in the audit entry); `trainer_unknown`: why the trained statement
     there is not trusted (a version with none is told how to train one that can be approved); `earlier`: why the
-    approvals of the steps before this one do not verify (`exposure.earlier_approvals`: a record no one signed)."""
+    approvals of the steps before this one do not verify (`exposure.earlier_approvals`: a record no one signed);
+    `run_trained`: who trained the version's run under each other version of it (`trust.run_trainers`)."""
     envs, reasons, misnamed = policy.environments, [], False
     try:
         version = _fixed(version)
@@ -462,6 +464,12 @@ def approve(
         )
     elif user.casefold() == str(trained_by).casefold():
         reasons.append(f"separation of duties: {user!r} trained {subject} and cannot approve it")
+    reasons += [
+        f"separation of duties: {user!r} trained the run {subject} was registered from (as {name}/{v}) and cannot "
+        "approve it"
+        for v, who in sorted((run_trained or {}).items())
+        if user.casefold() == str(who).casefold()
+    ]
     if not str(reason or '').strip():
         reasons.append('a reason is required')
     if step in policy.promotion and policy.promotion[step].ab_evidence and not experiment_report_sha256:

@@ -32,7 +32,7 @@ from lifecycle.model.signing import (
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
            'UnknownPerson', 'InvalidRole', 'LastAdministrator', 'unknown_person', 'TrustNotInitialised', 'Person',
            'roster', 'require_roster', 'pending_change', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities',
-           'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
+           'roles_of', 'approval_statement', 'trained_by', 'run_trainers', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -590,6 +590,23 @@ def trained_by(ws, people: dict[str, Person], name: str, version) -> Person:
     return k
 
 
+def run_trainers(ws, name: str, version) -> dict[str, tuple[str, str]]:
+    """Who trained the run `name/version` was registered from, under each other version of it: version -> (trainer,
+    key id), from their sealed `trained` statements naming the same run. `keys reregister` registers a run again under
+    a new number, its statement signed by whoever runs it: the run's trainer is still its trainer (review HI)."""
+    try:
+        run = (ws.store.get_record(ATTESTATION_KIND, f'{name}-{version}-trained').get('statement') or {}).get('run_id')
+    except Exception:  # (none, or damaged: the version's own statement is judged by `trained_by`)
+        run = None
+    out = {}
+    for rid, signed in ws.store.record_reads(ATTESTATION_KIND) if run else ():
+        st = signed.get('statement') or {} if isinstance(signed, dict) else {}
+        v = str(st.get('version'))
+        if st.get('type') == 'trained' and st.get('model') == name and st.get('run_id') == run and v != str(version):
+            out[v] = (str(st.get('trainer')), str(signed.get('key_id')))
+    return out
+
+
 def experiment_evidence(ws, version) -> dict | None:
     """The current A/B evidence about `version`: the newest experiment report (`reports/experiments/*/analysis.json`,
     written by `lifecycle experiment report`, its sha256 in the audit log) whose treatment arm served it, with its path
@@ -756,4 +773,10 @@ def verify_approval(
             why.append(f"separation of duties: {who.name} (key {who.key_id}) trained {name}/{version}")
     except TrustError as e:
         why.append(str(e))
+    why += [
+        f"separation of duties: {who.name} (key {who.key_id}) trained the run {name}/{version} was registered from "
+        f"(as {name}/{v})"
+        for v, (trainer, kid) in sorted(run_trainers(ws, name, version).items())
+        if trainer == who.name or kid == who.key_id
+    ]
     return why
