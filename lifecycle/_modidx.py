@@ -3375,6 +3375,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/release/container.py'),
                                              'lifecycle.release.container._check_files': ( 'api/release/container.html#_check_files',
                                                                                            'lifecycle/release/container.py'),
+                                             'lifecycle.release.container._model_key': ( 'api/release/container.html#_model_key',
+                                                                                         'lifecycle/release/container.py'),
                                              'lifecycle.release.container._own_params': ( 'api/release/container.html#_own_params',
                                                                                           'lifecycle/release/container.py'),
                                              'lifecycle.release.container._replaced': ( 'api/release/container.html#_replaced',

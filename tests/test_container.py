@@ -523,3 +523,28 @@ def test_a_bundles_source_written_over_several_lines_or_quoted_in_a_comment_is_w
     assert yaml.safe_load(text) == {
         'dataset': 'crm', 'source': 'postgresql+psycopg://***:***@db.example/crm', 'query': 'SELECT * FROM arrests'
     }
+
+
+def test_a_deployment_pin_refuses_a_bundle_whose_model_a_key_outside_it_signed(bundle, tmp_path):
+    """Review HI: after `keys rotate` then `keys revoke OLD`, a bundle made between the two (release.json signed by the
+    new key, the model by OLD, both pinned by the bundle's own settings.ini) started under a $LIFECYCLE_RELEASE_PIN
+    naming the new key alone: the pin was asked about release.json's key only, and the revoked key's model served."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from lifecycle.core.settings import read_trust, write_trust
+    from lifecycle.model.signing import TRUST_SIGNING, public_pin, sign_statement
+    from lifecycle.release.container import BundleError, bundle_files, read_bundle
+
+    src, _ = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    new = Ed25519PrivateKey.generate()  # the workspace's key after the rotation
+    pins = read_trust(root)[TRUST_SIGNING]
+    write_trust(root, TRUST_SIGNING, [*pins, public_pin(new)])
+    statement = {**json.loads((root / 'release.json').read_text())['statement'], 'files': bundle_files(root)}
+    (root / 'release.json').write_text(json.dumps(sign_statement(statement, new)))
+    model_key = json.loads((root / 'signature.json').read_text())['key_id']
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('LIFECYCLE_RELEASE_PIN', public_pin(new))  # the old key revoked: no longer named
+        with pytest.raises(BundleError, match=rf'the model is signed with key {model_key}, not one \$LIFECYCLE_REL'):
+            read_bundle(root)
+        mp.setenv('LIFECYCLE_RELEASE_PIN', f'{pins[0]}, {public_pin(new)}')  # both trusted: it starts
+        assert read_bundle(root)['model_version'] == '1'

@@ -174,7 +174,13 @@ def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(si
 
     with pytest.raises(SigningKeyError, match='keys rotate` first'):  # the key new versions are signed with
         revoke_signing_key(ws, out['key_id'], 'not yet rotated')
-    revoke_signing_key(ws, out['retired'], 'laptop stolen')
+    from lifecycle.core.settings import read_trust
+    from lifecycle.model.signing import TRUST_SIGNING, key_from_pin, key_id
+
+    revoked = revoke_signing_key(ws, out['retired'], 'laptop stolen')
+    # (review HI: what a deployment's $LIFECYCLE_RELEASE_PIN names from now on: the pins less the revoked key)
+    assert [key_id(key_from_pin(x)) for x in revoked['release_pin'].split(', ')] == [out['key_id']]
+    assert len(read_trust(ws.root)[TRUST_SIGNING]) == 2  # (the old pin stays, so the refusal names it as revoked)
     with pytest.raises(SignatureError) as e:
         load(ws, 1)
     assert e.value.reason == 'revoked' and out['retired'] in str(e.value)

@@ -754,8 +754,10 @@ def _revoke_signing_key(ws, kid: str, reason: str, actor: str | None) -> dict:
         )
     # the entry first: the revocation is in force from it (`_revoked_in_audit`), with or without settings.ini's line
     ws.audit('keys.revoke', f'signing key {kid}', reason, actor=actor, key_id=kid)
-    write_trust(ws.root, TRUST_REVOKED, sorted({*trust.get(TRUST_REVOKED, []), kid}))
-    return dict(revoked=kid)
+    revoked = sorted({*trust.get(TRUST_REVOKED, []), kid})
+    write_trust(ws.root, TRUST_REVOKED, revoked)
+    # what a deployment's $LIFECYCLE_RELEASE_PIN names from now on: a bundle made before keeps the pins it shipped
+    return dict(revoked=kid, release_pin=', '.join(x for x, k in zip(pins, known) if k not in revoked))
 
 # %% ../../nbs/api/model/03_signing.ipynb #5cbf4ce5
 _NAME_CHARS = set('abcdefghijklmnopqrstuvwxyz0123456789_.-')

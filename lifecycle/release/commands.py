@@ -537,7 +537,11 @@ def keys_revoke(
     from lifecycle.model.signing import revoke_signing_key
 
     out = revoke_signing_key(Workspace.open(), key, reason)
-    return KeysDone(f"signing key {key} revoked", out)
+    return KeysDone(
+        f"signing key {key} revoked; a release bundle carries its own pins: set $LIFECYCLE_RELEASE_PIN in each "
+        f"deployment to {out['release_pin']!r}, so that a bundle of a version this key signed does not start",
+        out,
+    )
 
 
 _REREGISTER_ERRORS = {

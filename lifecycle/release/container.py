@@ -135,6 +135,7 @@ def _verified(p: Path, doc) -> dict:
             f"{p}: signed with key {kid}, which {p.parent / 'settings.ini'} does not trust (pinned: "
             f"{', '.join(sorted(pinned_keys)) or 'none'}): the bundle was rewritten with another key"
         )
+    anchored = None
     if anchor := os.environ.get('LIFECYCLE_RELEASE_PIN', '').strip():
         try:
             anchored = {key_id(key_from_pin(x.strip())) for x in anchor.split(',') if x.strip()}
@@ -152,7 +153,22 @@ def _verified(p: Path, doc) -> dict:
     if not isinstance(said.get('files'), dict):
         raise BundleError(f"{p}: lists no files (made before release bundles listed theirs): {_AGAIN}")
     _check_files(p.parent, said['files'])
+    model_kid = _model_key(p.parent)
+    if anchored is not None and model_kid not in anchored:  # (bundled after a rotation: a key revoked since)
+        raise BundleError(
+            f"{p.parent / 'signature.json'}: the model is signed with key {model_kid or '(none named)'}, not one "
+            f"$LIFECYCLE_RELEASE_PIN names ({', '.join(sorted(anchored))}): a key revoked since, or another "
+            "workspace's; `lifecycle keys reregister` registers the version again: bundle that one"
+        )
     return said
+
+
+def _model_key(root: Path) -> str:
+    "The id of the key that signed the model a bundle at `root` ships (its signature.json); '' if it names none."
+    try:
+        return str(json.loads((root / 'signature.json').read_text(encoding='utf-8')).get('key_id') or '')
+    except (OSError, ValueError, AttributeError):
+        return ''
 
 
 def bundle_files(root: str | Path) -> dict[str, str]:
