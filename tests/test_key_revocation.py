@@ -85,3 +85,7 @@ def test_reregistering_a_version_no_longer_in_the_registry_is_refused_naming_it(
     said = ' '.join(r.stderr.split())
     assert f"model '{MODEL}' has no version 2 in the registry (its versions: 1)" in said, said
     assert [str(v.version) for v in s.client.search_model_versions(f"name = '{MODEL}'")] == ['1']  # (none made)
+    r = cli(ws, 'keys', 'reregister', MODEL, '9', '--reason', 'a typo')  # (review HI: never registered: was exit 1)
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and f"model '{MODEL}' has no version 9 in the registry (its versions: 1)" in said, said
+    assert 'nothing to register again' in said and 'it left the registry' not in said

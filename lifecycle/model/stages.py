@@ -464,6 +464,7 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
     register again)."""
     name, version = rp.model_name, str(version)
     if not signing.is_signed(ws.store, name, version):
+        _registry_version(ws, name, version, None)  # (a version the registry never held: named as such, exit 2)
         raise signing.SignatureError(
             f"models:/{name}/{version} has no signature record in {ws.store.root}: no version {version} of {name} was "
             "signed in this workspace, so there is nothing to register again",
@@ -496,10 +497,11 @@ def reregister(ws: Workspace, rp: RegisterParams, version, reason: str) -> Regis
     )
 
 
-def _registry_version(ws: Workspace, name: str, version: str, since: str):
+def _registry_version(ws: Workspace, name: str, version: str, since: str | None):
     """The registry's version `version` of `name` (an MLflow `ModelVersion`, its tags naming the validation it was
-    registered from): `RegistryError` naming what the registry holds when it left the registry `since` (MLflow's own
-    traceback before), `RegistryUnavailable` when the registry cannot answer now."""
+    registered from): `RegistryError` naming what the registry holds when it left the registry `since` (None: it is
+    not there, whether or not it ever was; MLflow's own traceback before), `RegistryUnavailable` when the registry
+    cannot answer now."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -509,10 +511,12 @@ def _registry_version(ws: Workspace, name: str, version: str, since: str):
             raise registry.RegistryUnavailable(
                 f"the model registry could not return {name} version {version} ({e.error_code}): try again"
             ) from None
+        missing = registry.missing_version(ws.client, name, version)
+        if since is None:
+            raise registry.RegistryError(f"{missing}: nothing to register again") from None
         raise registry.RegistryError(
-            f"{registry.missing_version(ws.client, name, version)}: it left the registry {since}, so"
-            " its run and validation cannot be found from it; nothing is registered again (`lifecycle run` registers"
-            " a new version)"
+            f"{missing}: it left the registry {since}, so its run and validation cannot be found from it; nothing is"
+            " registered again (`lifecycle run` registers a new version)"
         ) from None
 
 # %% ../../nbs/api/model/06_stages.ipynb #109a56d2
