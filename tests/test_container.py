@@ -233,8 +233,9 @@ def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_c
     root = shutil.copytree(src, tmp_path / 'srv')
     flags = root / 'params' / 'flags.yaml'
     flags.write_text(flags.read_text() + '\n# threshold lowered by hand\n')
-    with pytest.raises(BundleError, match=r'the bundle is not the one signed \(changed: params/flags.yaml\)'):
+    with pytest.raises(BundleError, match=r'the bundle is not the one signed \(changed: params/flags.yaml\)') as e:
         read_bundle(root)
+    assert '`lifecycle bundle MODEL VERSION --force` in the environment it serves' in str(e.value)  # (review HI)
     (root / 'params' / 'extra.yaml').write_text('x: 1\n')
     with pytest.raises(BundleError, match=r'changed: params/flags.yaml; added: params/extra.yaml'):
         read_bundle(root)

@@ -114,7 +114,10 @@ def read_bundle(root: str | Path) -> dict | None:
 
 
 _MAIN = "from lifecycle.app.cli import main\n\nmain()\n"  # (`python -m lifecycle`: as the `lifecycle` command runs)
-_AGAIN = "make the bundle again from the workspace (the register stage writes it: `lifecycle run`)"
+_AGAIN = (  # (a staging or production bundle is written by `lifecycle bundle` alone: review HI)
+    "make the bundle again from the workspace, with `lifecycle bundle MODEL VERSION --force` in the environment it "
+    "serves (the register stage, `lifecycle run`, writes a new version's dev bundle)"
+)
 
 
 def _verified(p: Path, doc) -> dict:
