@@ -163,6 +163,33 @@ def test_a_version_is_judged_by_its_own_models_params_or_refused_naming_them(tra
     assert (report.read_bytes() if report.exists() else None) == before
 
 
+def test_a_version_is_judged_by_the_policy_of_the_params_folder_that_registered_it(trained):
+    """Review HI: a copy of params/ (same model) whose policy.yaml let a data scientist approve production with no A/B
+    evidence, passed as --params, let alice approve version 1 for production, and `promote` moved the production alias
+    to it. The folder of the run that registered a version is the one whose policy judges it: any other is refused
+    (exit 2) by govern check, approve, promote and bundle, naming both folders; the workspace moved since (a copy) is
+    still judged by its own."""
+    import shutil
+
+    shutil.copytree(trained / 'params', trained / 'params-lax')
+    pol = trained / 'params-lax' / 'policy.yaml'
+    pol.write_text(pol.read_text().replace('approver_role: compliance_officer, ab_evidence: true', 'approver_role: '
+                                           'data_scientist, ab_evidence: false'))  # fmt: skip
+    assert 'data_scientist, ab_evidence: false' in pol.read_text()
+    more = {
+        ('approve',): ('--as', 'alice', '--reason', 'r', '--to', 'production'),
+        ('promote',): ('--to', 'production'),
+        ('bundle',): ('--force',),  # (the dev bundle the run wrote is there: refused before it is touched)
+    }
+    for args in (('govern', 'check'), ('approve',), ('promote',), ('bundle',)):
+        r, out = cli_json(trained, *args, 'arrests-release', '1', '--params', 'params-lax', *more.get(args, ()))
+        assert r.returncode == 2 and 'registered by a run with the params folder' in out['error'], (args, out)
+        assert f"judged here by the policy of {trained / 'params-lax'}" in out['error'] and '--params ' in out['error']
+    assert (trained / '.lifecycle' / 'releases' / 'arrests-release-1' / 'release.json').is_file()
+    r, out = cli_json(trained, 'govern', 'check', 'arrests-release', '1')  # (its own folder, the workspace moved)
+    assert r.returncode == 0 and out['ok'], out
+
+
 def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):
     """The card rules read today's card.yaml, not the fields the version's own model card was written with: emptying a
     field later failed a registered version whose card had it, and filling one in passed a version whose card was

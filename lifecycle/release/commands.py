@@ -387,10 +387,10 @@ def promote(
     from lifecycle.release import trust
 
     version, s = registry_version(version, 'VERSION'), Workspace.open()
-    if s.params['register'].model_name != model and _in_registry(s, model, version):  # (else promote says what lacks)
+    if _in_registry(s, model, version):  # (else promote says what lacks)
         from lifecycle.release.review import _own_params
 
-        _own_params(s, model)  # (its policy is another model's)
+        _own_params(s, model, version)  # (its policy is another model's, or another folder's than its run's)
     policy, people = s.params['policy'], trust.roster(s)
     out = gov.promote(
         s.mlflow,

@@ -205,14 +205,14 @@ def _check_files(root: Path, listed: dict) -> None:
 
 
 # %% ../../nbs/api/release/01_container.ipynb #1c88ff31
-def _own_params(ws, name: str) -> None:
+def _own_params(ws, name: str, version=None) -> None:
     """`BundleError` unless the params the bundle would ship register `name`: another dataset's contract, policy and
     model name went into the image of `name`, whose server then stayed not ready for good, and `--force` had put that
     bundle in place of a sound one (review GP). Names the folders of this workspace that register it."""
     from lifecycle.release.review import ContextError, _own_params as own
 
     try:
-        own(ws, name)
+        own(ws, name, version)
     except ContextError as e:
         raise BundleError(f"no release bundle: {e}") from None
 
@@ -231,7 +231,7 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     dest, version = Path(dest), str(version)
     if not Path(ws.params_dir).is_dir():
         raise BundleError(f"{ws.params_dir}: no params folder to ship with the bundle (the server reads it)")
-    _own_params(ws, name)
+    _own_params(ws, name, version)
     served_as = exposure.arm_exposure(ws.environment, 'control')  # the image serves this version to everyone
     floors = not _serves_already(ws, name, version)  # (a floor raised since applies to its next exposure)
     decision = exposure.check(ws, version, served_as, name=name, floors=floors)  # the one release path, first
@@ -417,7 +417,7 @@ def bundle_when_servable(ws, name: str, version) -> dict:
     failed there after the version was registered, for good (review BF)."""
     from lifecycle.release import exposure
 
-    _own_params(ws, name)  # (before the policy is asked: the params' policy is another model's)
+    _own_params(ws, name, version)  # (before the policy is asked: the params' policy is another model's)
     decision = exposure.check(ws, version, exposure.arm_exposure(ws.environment, 'control'), name=name)
     if not decision.ok:
         why = f"{decision.message()} (environment {ws.environment!r}); once it may, `lifecycle bundle {name} {version}`"

@@ -31,11 +31,20 @@ class GovernanceContext(NamedTuple):
     pipeline_run: str | None
 
 
-def _own_params(ws: Workspace, model: str) -> None:
+def _own_params(ws: Workspace, model: str, version=None) -> None:
     """`ContextError` unless the workspace's params folder registers `model`: its policy, card and gates are another
-    model's, and a version judged by them fails or passes for no reason of its own. Names the folders that do."""
+    model's, and a version judged by them fails or passes for no reason of its own. Names the folders that do. Given
+    `version`, also unless it is the folder of the run that registered it (`_registered_with`): a copy of it with a
+    laxer policy.yaml, passed as --params, let a data scientist approve production and move its alias (review HI)."""
     if (has := ws.params['register'].model_name) == model:
-        return
+        was = None if version is None else _registered_with(ws, model, version)
+        if was is None or _same_folder(ws, was):
+            return
+        raise ContextError(
+            f"{model} v{version}: registered by a run with the params folder {was}, judged here by the policy of "
+            f"{ws.params_dir}: a version is judged by its own folder's policy.yaml (as it stands now); run the "
+            f"command without --params, or with --params {was}"
+        )
     import yaml
 
     theirs = []
@@ -50,6 +59,31 @@ def _own_params(ws: Workspace, model: str) -> None:
     else:
         there = f"no params folder of this workspace registers {model}"
     raise ContextError(f"{model}: the params folder {ws.params_dir} registers {has}, not {model}: {there}")
+
+
+def _registered_with(ws: Workspace, model: str, version) -> Path | None:
+    "The params folder of the pipeline run that registered `model/version` (its manifest's); None if no run did."
+    from lifecycle.core.manifest import ManifestError, RunManifest
+
+    run = evidence_run_id(ws, model, version)
+    try:
+        folder = run and RunManifest.load(ws.runs_dir / run).data.get('params_dir')
+    except (ManifestError, TypeError):
+        return None
+    return Path(folder) if folder else None
+
+
+def _same_folder(ws: Workspace, was: Path) -> bool:
+    """Whether `was`, a params folder a run recorded, is the workspace's params folder now: the same path, or (the
+    workspace moved or copied since) the same path inside the workspace."""
+    now = Path(ws.params_dir).resolve()
+    if Path(was).resolve() == now:
+        return True
+    try:
+        inside = now.relative_to(Path(ws.root).resolve()).parts
+    except ValueError:
+        return False
+    return bool(inside) and Path(was).parts[-len(inside) :] == inside
 
 
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
@@ -69,7 +103,7 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
         from lifecycle.model.registry import missing_version
 
         raise ContextError(missing_version(ml.MlflowClient(), model, version)) from None
-    _own_params(s, model)  # (a version of the registry's: judged by its own model's params)
+    _own_params(s, model, version)  # (a version of the registry's: judged by its own model's params)
     run = ml.get_run(mv.run_id)
     trained_in = run.data.tags.get('pipeline_run_id')
     pipeline_run = evidence_run_id(s, model, version) or trained_in
