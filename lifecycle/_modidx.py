@@ -3429,6 +3429,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure._gates': ( 'api/release/exposure.html#_gates',
                                                                                    'lifecycle/release/exposure.py'),
+                                            'lifecycle.release.exposure._policy_elsewhere': ( 'api/release/exposure.html#_policy_elsewhere',
+                                                                                              'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure._trust_stamp': ( 'api/release/exposure.html#_trust_stamp',
                                                                                          'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure.alias_unserved': ( 'api/release/exposure.html#alias_unserved',

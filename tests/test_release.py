@@ -186,6 +186,13 @@ def test_a_version_is_judged_by_the_policy_of_the_params_folder_that_registered_
         assert r.returncode == 2 and 'registered by a run with the params folder' in out['error'], (args, out)
         assert f"judged here by the policy of {trained / 'params-lax'}" in out['error'] and '--params ' in out['error']
     assert (trained / '.lifecycle' / 'releases' / 'arrests-release-1' / 'release.json').is_file()
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release import exposure
+
+    with pytest.MonkeyPatch.context() as mp:  # (the one exposure check, that flags changes and servers ask, too)
+        mp.setenv('LIFECYCLE_PARAMS_DIR', str(trained / 'params-lax'))
+        said = exposure.check(Workspace.open(trained), '1', 'production').message()
+    assert f"and is judged here by the policy of {trained / 'params-lax'}" in said, said
     r, out = cli_json(trained, 'govern', 'check', 'arrests-release', '1')  # (its own folder, the workspace moved)
     assert r.returncode == 0 and out['ok'], out
 

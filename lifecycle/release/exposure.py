@@ -275,6 +275,8 @@ def check(
         except trust.TrustError as e:
             missing.append(f"the trust registry does not verify: {e}")
             steps = []
+    if steps and (why := _policy_elsewhere(ws, name, version)):
+        missing.append(why)
     envs = policy.environments
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
     used = list(dict.fromkeys([*envs[1 : upto + 1], *steps]))
@@ -286,6 +288,21 @@ def check(
     missing += [m for m in below if m not in missing]
     got = [ws.store.get_record('approvals', f'{name}-{version}-{x}') for x in used] if records and not missing else []
     return Exposure(name, version, exposure, needs, missing, below, got)
+
+def _policy_elsewhere(ws, name: str, version: str) -> str:
+    """Why the params folder at hand may not judge `name/version`'s approvals ('' when it may): it is not the folder of
+    the run that registered it, whose policy.yaml does (`flags set --params` with a copy of params/ naming a laxer
+    approver role put a version into production flags: review HI)."""
+    from lifecycle.release.review import _registered_with, _same_folder
+
+    was = _registered_with(ws, name, version)
+    if was is None or _same_folder(ws, was):
+        return ''
+    return (
+        f"it was registered by a run with the params folder {was}, and is judged here by the policy of "
+        f"{ws.params_dir}: use that folder (no --params, or --params {was})"
+    )
+
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
 ARMS = ('control', 'challenger', 'safe')
