@@ -195,6 +195,15 @@ def test_a_version_is_judged_by_the_policy_of_the_params_folder_that_registered_
     assert f"and is judged here by the policy of {trained / 'params-lax'}" in said, said
     r, out = cli_json(trained, 'govern', 'check', 'arrests-release', '1')  # (its own folder, the workspace moved)
     assert r.returncode == 0 and out['ok'], out
+    # a copy whose policy.yaml is the same policy judges as its folder does (a run folder's copy, which `simulate`'s
+    # server reads: refused there at first, CI at 58b41154); one loosened since is another policy again
+    shutil.copytree(trained / 'params', trained / 'params-same')
+    r, out = cli_json(trained, 'govern', 'check', 'arrests-release', '1', '--params', 'params-same')
+    assert r.returncode == 0 and out['ok'], out
+    same = trained / 'params-same' / 'policy.yaml'
+    same.write_text(pol.read_text())
+    r, out = cli_json(trained, 'govern', 'check', 'arrests-release', '1', '--params', 'params-same')
+    assert r.returncode == 2 and 'registered by a run with the params folder' in out['error'], out
 
 
 def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):

@@ -74,16 +74,25 @@ def _registered_with(ws: Workspace, model: str, version) -> Path | None:
 
 
 def _same_folder(ws: Workspace, was: Path) -> bool:
-    """Whether `was`, a params folder a run recorded, is the workspace's params folder now: the same path, or (the
-    workspace moved or copied since) the same path inside the workspace."""
+    """Whether `was`, a params folder a run recorded, judges a version as the workspace's params folder now does: the
+    same path, or (the workspace moved or copied since) the same path inside the workspace, or a folder whose
+    policy.yaml reads as the same policy (the copy of params/ a run folder keeps, which `simulate`'s server reads; a
+    copy whose policy was loosened is another policy)."""
     now = Path(ws.params_dir).resolve()
     if Path(was).resolve() == now:
         return True
     try:
         inside = now.relative_to(Path(ws.root).resolve()).parts
     except ValueError:
+        inside = ()
+    if inside and Path(was).parts[-len(inside) :] == inside:
+        return True
+    from lifecycle.core.params import ParamsError, PolicyParams, load_file
+
+    try:
+        return load_file(Path(was) / 'policy.yaml', PolicyParams) == ws.params['policy']
+    except ParamsError:  # (the registering folder gone or its policy unreadable: no policy to compare with)
         return False
-    return bool(inside) and Path(was).parts[-len(inside) :] == inside
 
 
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
