@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 import pytest
 import yaml
 from lifecycle import audit, governance
@@ -671,3 +672,49 @@ def test_a_policy_check_prints_rule_names_and_the_model_as_written_never_as_mark
     assert 'policy check: credit[bold]v2 v1' in out.out and 'card.[/x]' in out.out and 'sex[/]' in out.out, out.out
     assert 'card.owner\\ ' in out.out and 'owner\\\\' not in out.out  # (one backslash: review CZ)
     assert 'card.[/x] (no such field [/x])' in out.err, out.err
+
+
+def _params_ws(root: Path, folder: str, lax: bool = False):
+    "A workspace-like object whose params folder is `root/folder`, a copy of params/ (its policy loosened when `lax`)."
+    import shutil
+    from types import SimpleNamespace
+    from lifecycle.core.params import PolicyParams, load_file
+
+    d = root / folder
+    shutil.copytree(Path(__file__).parents[1] / 'params', d)
+    if lax:
+        pol = d / 'policy.yaml'
+        pol.write_text(pol.read_text().replace('ab_evidence: true', 'ab_evidence: false'))
+    return SimpleNamespace(root=root, params_dir=d, params={'policy': load_file(d / 'policy.yaml', PolicyParams)})
+
+
+def test_only_the_registering_folder_or_its_moved_copy_or_its_policy_judges_a_version(tmp_path):
+    """Review HJ: the 'same path inside the workspace' rule matched the end of the recorded path only, so a laxer copy
+    of params/ at `proj/proj/params` (its end reads as the registering `/…/proj/params`, which is still there) judged
+    the version; and a params folder named with an e-mail address, recorded withheld by the run, judged nothing."""
+    from lifecycle.release.review import _same_folder
+
+    root = tmp_path / 'proj'
+    root.mkdir()
+    own = _params_ws(root, 'params')
+    assert _same_folder(own, root / 'params')
+    assert _same_folder(own, tmp_path / 'moved-from' / 'proj' / 'params')  # (the workspace moved: the old path gone)
+    assert not _same_folder(_params_ws(root, 'proj/params', lax=True), root / 'params')
+    from lifecycle.core.names import shown_path
+
+    mailed = _params_ws(root, 'bob@corp.example')
+    assert _same_folder(mailed, Path(shown_path(mailed.params_dir, 'folder')))
+
+
+def test_a_refusal_for_another_params_folder_withholds_a_folder_name_holding_personal_data(tmp_path, monkeypatch):
+    "Review HJ: the refusal named the params folder at hand as it is, a folder named `bob@corp.example` with it."
+    from lifecycle.release import exposure, review
+
+    ws = _params_ws(tmp_path, 'bob@corp.example', lax=True)
+    ws.params['register'] = SimpleNamespace(model_name='m')
+    monkeypatch.setattr(review, '_registered_with', lambda *a: tmp_path / 'params')
+    with pytest.raises(review.ContextError) as e:
+        review._own_params(ws, 'm', '1')
+    assert 'bob@corp.example' not in str(e.value) and 'registered by a run with the params folder' in str(e.value)
+    said = exposure._policy_elsewhere(ws, 'm', '1')
+    assert said and 'bob@corp.example' not in said

@@ -293,6 +293,7 @@ def _policy_elsewhere(ws, name: str, version: str) -> str:
     """Why the params folder at hand may not judge `name/version`'s approvals ('' when it may): it is not the folder of
     the run that registered it, whose policy.yaml does (`flags set --params` with a copy of params/ naming a laxer
     approver role put a version into production flags: review HI)."""
+    from lifecycle.core.names import shown_path
     from lifecycle.release.review import _registered_with, _same_folder
 
     was = _registered_with(ws, name, version)
@@ -300,7 +301,7 @@ def _policy_elsewhere(ws, name: str, version: str) -> str:
         return ''
     return (
         f"it was registered by a run with the params folder {was}, and is judged here by the policy of "
-        f"{ws.params_dir}: use that folder (no --params, or --params {was})"
+        f"{shown_path(ws.params_dir, 'folder')}: use that folder (no --params, or --params {was})"
     )
 
 

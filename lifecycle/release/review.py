@@ -36,14 +36,16 @@ def _own_params(ws: Workspace, model: str, version=None) -> None:
     model's, and a version judged by them fails or passes for no reason of its own. Names the folders that do. Given
     `version`, also unless it is the folder of the run that registered it (`_registered_with`): a copy of it with a
     laxer policy.yaml, passed as --params, let a data scientist approve production and move its alias (review HI)."""
+    from lifecycle.core.names import shown_path
+
     if (has := ws.params['register'].model_name) == model:
         was = None if version is None else _registered_with(ws, model, version)
         if was is None or _same_folder(ws, was):
             return
         raise ContextError(
             f"{model} v{version}: registered by a run with the params folder {was}, judged here by the policy of "
-            f"{ws.params_dir}: a version is judged by its own folder's policy.yaml (as it stands now); run the "
-            f"command without --params, or with --params {was}"
+            f"{shown_path(ws.params_dir, 'folder')}: a version is judged by its own folder's policy.yaml (as it "
+            f"stands now); run the command without --params, or with --params {was}"
         )
     import yaml
 
@@ -58,7 +60,9 @@ def _own_params(ws: Workspace, model: str, version=None) -> None:
         there = f"pass --params {theirs[0]}" if len(theirs) == 1 else f"pass --params with one of {theirs}"
     else:
         there = f"no params folder of this workspace registers {model}"
-    raise ContextError(f"{model}: the params folder {ws.params_dir} registers {has}, not {model}: {there}")
+    raise ContextError(
+        f"{model}: the params folder {shown_path(ws.params_dir, 'folder')} registers {has}, not {model}: {there}"
+    )
 
 
 def _registered_with(ws: Workspace, model: str, version) -> Path | None:
@@ -75,17 +79,18 @@ def _registered_with(ws: Workspace, model: str, version) -> Path | None:
 
 def _same_folder(ws: Workspace, was: Path) -> bool:
     """Whether `was`, a params folder a run recorded, judges a version as the workspace's params folder now does: the
-    same path, or (the workspace moved or copied since) the same path inside the workspace, or a folder whose
-    policy.yaml reads as the same policy (the copy of params/ a run folder keeps, which `simulate`'s server reads; a
-    copy whose policy was loosened is another policy)."""
-    now = Path(ws.params_dir).resolve()
-    if Path(was).resolve() == now:
+    same path (as the run recorded it: a folder name holding personal data withheld, `shown_path`), or (the workspace
+    moved or copied since, `was` gone) the same path inside the workspace, or a folder whose policy.yaml reads as the
+    same policy (the copy of params/ a run folder keeps, which `simulate`'s server reads; a copy whose policy was
+    loosened is another policy). A folder still there is never matched by the end of its path: a laxer copy of params/
+    at `proj/proj/params` read as `/…/proj/params` (review HJ)."""
+    from lifecycle.core.names import shown_path
+
+    now, root = Path(ws.params_dir).resolve(), Path(ws.root).resolve()
+    if Path(was) == Path(shown_path(now, 'folder')) or Path(was).resolve() == now:
         return True
-    try:
-        inside = now.relative_to(Path(ws.root).resolve()).parts
-    except ValueError:
-        inside = ()
-    if inside and Path(was).parts[-len(inside) :] == inside:
+    inside = Path(shown_path(now.relative_to(root), 'folder')).parts if now.is_relative_to(root) else ()
+    if inside and not Path(was).exists() and Path(was).parts[-len(inside) :] == inside:
         return True
     from lifecycle.core.params import ParamsError, PolicyParams, load_file
 
