@@ -3523,6 +3523,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/release/review.py'),
                                           'lifecycle.release.review._same_folder': ( 'api/release/review.html#_same_folder',
                                                                                      'lifecycle/release/review.py'),
+                                          'lifecycle.release.review._trained_in': ( 'api/release/review.html#_trained_in',
+                                                                                    'lifecycle/release/review.py'),
                                           'lifecycle.release.review.evidence_paths': ( 'api/release/review.html#evidence_paths',
                                                                                        'lifecycle/release/review.py'),
                                           'lifecycle.release.review.evidence_run_id': ( 'api/release/review.html#evidence_run_id',

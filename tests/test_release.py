@@ -206,6 +206,25 @@ def test_a_version_is_judged_by_the_policy_of_the_params_folder_that_registered_
     assert r.returncode == 2 and 'registered by a run with the params folder' in out['error'], out
 
 
+def test_a_version_registered_again_from_a_run_is_judged_by_the_policy_of_that_runs_params_folder(trained):
+    """Review HJ: a version no pipeline run's register stage gave (`keys reregister` registers a run's files again under
+    a new number) had no registering folder, so any copy of params/ passed as --params judged it: a laxer one let its
+    approvals through. Its training run's pipeline run names the folder, as it does for its evidence."""
+    import shutil
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release.review import ContextError, _own_params
+
+    shutil.copytree(trained / 'params', trained / 'params-lax')
+    pol = trained / 'params-lax' / 'policy.yaml'
+    pol.write_text(pol.read_text().replace('ab_evidence: true', 'ab_evidence: false'))
+    w = Workspace.open(trained)
+    mv = w.client.get_model_version('arrests-release', '1')
+    new = str(w.mlflow.register_model(mv.source, 'arrests-release').version)  # (what `keys reregister` registers)
+    _own_params(w, 'arrests-release', new)  # its own folder judges it
+    with pytest.raises(ContextError, match='registered by a run with the params folder'):
+        _own_params(w.with_params(trained / 'params-lax'), 'arrests-release', new)
+
+
 def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):
     """The card rules read today's card.yaml, not the fields the version's own model card was written with: emptying a
     field later failed a registered version whose card had it, and filling one in passed a version whose card was

@@ -66,15 +66,28 @@ def _own_params(ws: Workspace, model: str, version=None) -> None:
 
 
 def _registered_with(ws: Workspace, model: str, version) -> Path | None:
-    "The params folder of the pipeline run that registered `model/version` (its manifest's); None if no run did."
+    """The params folder of the pipeline run that registered `model/version` (its manifest's), else of the pipeline run
+    that trained it (a version `keys reregister` registered again from that run's files: no run's register stage gave
+    it, and any --params judged it: review HJ); None if no pipeline run did."""
     from lifecycle.core.manifest import ManifestError, RunManifest
 
-    run = evidence_run_id(ws, model, version)
+    run = evidence_run_id(ws, model, version) or _trained_in(ws, model, version)
     try:
         folder = run and RunManifest.load(ws.runs_dir / run).data.get('params_dir')
     except (ManifestError, TypeError):
         return None
     return Path(folder) if folder else None
+
+
+def _trained_in(ws: Workspace, model: str, version) -> str | None:
+    "The pipeline run whose training run `model/version` was registered from (its `pipeline_run_id` tag), if any."
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = ws.client.get_model_version(model, str(version)).run_id
+        return ws.client.get_run(run).data.tags.get('pipeline_run_id')
+    except MlflowException:  # (a version the registry does not hold: the caller names it missing)
+        return None
 
 
 def _same_folder(ws: Workspace, was: Path) -> bool:
