@@ -225,6 +225,24 @@ def test_a_version_registered_again_from_a_run_is_judged_by_the_policy_of_that_r
         _own_params(w.with_params(trained / 'params-lax'), 'arrests-release', new)
 
 
+def test_a_version_trained_outside_a_pipeline_run_is_judged_by_the_policy_of_its_params_folder(two_versions):
+    """Review HJ: a version the retraining loop or `simulate` registered has a run folder of its own (its evidence),
+    whose manifest named no params folder, so any copy of params/ passed as --params judged it: a laxer one let its
+    approvals through. The run folder records the folder its stages read, as a pipeline run's does."""
+    import shutil
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release.review import ContextError, _own_params
+
+    ws = two_versions
+    shutil.copytree(ws / 'params', ws / 'params-lax')
+    pol = ws / 'params-lax' / 'policy.yaml'
+    pol.write_text(pol.read_text().replace('ab_evidence: true', 'ab_evidence: false'))
+    w = Workspace.open(ws)
+    _own_params(w, 'arrests-release', '2')  # its own folder judges it
+    with pytest.raises(ContextError, match='registered by a run with the params folder'):
+        _own_params(w.with_params(ws / 'params-lax'), 'arrests-release', '2')
+
+
 def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):
     """The card rules read today's card.yaml, not the fields the version's own model card was written with: emptying a
     field later failed a registered version whose card had it, and filling one in passed a version whose card was

@@ -628,11 +628,15 @@ def model_card(
 def evidence_run(ws: Workspace, run_id: str, mode: str, status: str = 'ok', **meta) -> RunManifest:
     """The run folder `reports/runs/<run_id>/` recording stages run outside a pipeline: loaded when it exists, else
     started with `status` (`ok`: a record of evidence whose stages each say how far they got; or `running`, finished
-    by the caller). Pass its id as `train`'s `run_id`."""
+    by the caller). Pass its id as `train`'s `run_id`. It names the params folder its stages read, as a pipeline run's
+    does: the folder whose policy judges the version it registers (`review._registered_with`; review HJ)."""
+    from lifecycle.core.names import shown_path
+
     try:
         return RunManifest.load(ws.runs_dir / run_id)
     except ManifestError:
-        m = RunManifest.create(ws.runs_dir, run_id, mode=mode, **meta)
+        named = shown_path(ws.params_dir, 'folder')  # (withheld as `lifecycle run` records it)
+        m = RunManifest.create(ws.runs_dir, run_id, mode=mode, params_dir=named, **meta)
         m.data['status'] = status
         m.save()
         return m
