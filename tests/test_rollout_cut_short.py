@@ -930,3 +930,25 @@ def test_an_advance_finishing_a_completion_cut_short_never_takes_an_alias_moved_
     assert len(entries(s, 'model.promote')) == promotions + 1  # (the completion's own promotion, verified)
     assert entries(s, 'model.promote')[-1]['subject'] == f'{name}/2'
     assert alias_mismatches(s.client, s.audit_path, name) == []
+
+
+def test_an_advance_finishing_a_completion_cut_short_is_judged_by_the_policy_of_the_versions_params_folder(
+    ws, monkeypatch
+):
+    """Review HJ: finishing a completion cut short writes no flags (they are written), so no exposure check asked whose
+    policy judged v2: `rollout advance --params` naming a copy of params/ with another policy moved the environment's
+    alias by that policy. It is refused as `promote` refuses it, the alias left where it was."""
+    import shutil
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.review import ContextError
+
+    s = cut_short(ws, monkeypatch, after_alias=False)
+    shutil.copytree(ws / 'params', ws / 'params-lax')
+    pol = ws / 'params-lax' / 'policy.yaml'
+    pol.write_text(pol.read_text().replace('ab_evidence: true', 'ab_evidence: false'))
+    name = s.params['register'].model_name
+    with pytest.raises(ContextError, match='registered by a run with the params folder'):
+        ro.advance(s.with_params(ws / 'params-lax'), actor='carol', reason='finish it')
+    assert alias_version(s.client, name, 'dev') == '1'
+    assert ro.advance(s, actor='carol', reason='finish it')['status'] == 'completed'  # its own folder finishes it

@@ -700,7 +700,10 @@ def _move_alias(s: Workspace, name: str, version: str, actor, reason: str, forwa
     stand now too, as `lifecycle promote` checks them (review AL); a rollback never waits on a floor raised since."""
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.commands import approval_check, promotion_check, signed_files_check
+    from lifecycle.release.review import _own_params
 
+    if forward:  # (as `lifecycle promote`: by the policy of its params folder; a completion cut short asks no flags)
+        _own_params(s, name, version)
     policy = s.params['policy']
     return gov.promote(
         s.mlflow,
